@@ -1,0 +1,203 @@
+"""Sources as data: `sources.yaml` validated into typed `Source` objects, errors with file:line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+M = TypeVar("M", bound=BaseModel)
+BUNDLED_SOURCES = Path(__file__).with_name("sources.yaml")
+DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """A configuration file was refused; the message names file, line, field and reason."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listing(Strict):
+    """A listing page: article links matching `link_pattern`, following `next` pages."""
+
+    url: str
+    link_pattern: str = Field(description="regular expression an article URL must match")
+    next_pattern: str | None = Field(
+        default=None, description="regular expression of the next listing page's URL"
+    )
+    pages: int = Field(default=1, ge=1, le=50, description="how many listing pages to follow")
+
+    @field_validator("link_pattern", "next_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class Discovery(Strict):
+    feeds: list[str] = Field(default_factory=list)  # RSS, Atom
+    sitemaps: list[str] = Field(default_factory=list)  # sitemap, sitemap index, news sitemap
+    listings: list[Listing] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_a_way_in(self) -> Discovery:
+        if not (self.feeds or self.sitemaps or self.listings):
+            raise ValueError("give at least one of feeds, sitemaps or listings")
+        return self
+
+
+class Selectors(Strict):
+    """CSS selectors that override what the generic parser finds, field by field."""
+
+    title: str | None = None
+    text: str | None = None
+    lead: str | None = None
+    published_at: str | None = None
+    authors: str | None = None
+
+
+class Source(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    title: str = ""
+    kind: Literal["official", "agency", "media"]
+    domains: list[str] = Field(min_length=1)
+    languages: list[Literal["ru", "kk", "en"]] = Field(default_factory=lambda: ["ru"])
+    timezone: str = "Asia/Almaty"
+    aliases: list[str] = Field(default_factory=list)
+    discovery: Discovery
+    render: Literal["http", "browser"] = "http"
+    wait_for: str | None = None  # browser: CSS selector that marks the page as ready
+    poll: str = "15m"
+    selectors: Selectors = Field(default_factory=Selectors)
+    encoding: str | None = None  # force a charset when the site declares a wrong one
+    max_items: int = Field(default=200, ge=1, le=100_000)  # articles fetched per run
+    verified: bool = False  # patterns confirmed against the live site
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @field_validator("poll")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not DURATION.match(value):
+            raise ValueError(f"{value!r} is not a duration like 30s, 15m, 2h or 1d")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _bare_domains(cls, value: list[str]) -> list[str]:
+        for domain in value:
+            if "/" in domain:
+                raise ValueError(f"{domain!r}: give a host name, not a URL")
+        return [d.lower() for d in value]
+
+    @property
+    def poll_seconds(self) -> int:
+        match = DURATION.match(self.poll)
+        assert match  # validated above
+        return int(match.group(1)) * DURATION_SECONDS[match.group(2)]
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def owns(self, host: str) -> bool:
+        """True when `host` is one of the source's domains or a subdomain of one."""
+        host = host.lower().rstrip(".")
+        return any(host == d or host.endswith("." + d) for d in self.domains)
+
+
+class SourcesFile(Strict):
+    sources: list[Source]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SourcesFile:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.name in seen:
+                raise ValueError(f"source name {source.name!r} is used twice")
+            seen.add(source.name)
+        return self
+
+
+def _node_at(node: yaml.Node | None, loc: Iterable[Any]) -> yaml.Node | None:
+    """Follow a pydantic error location through the YAML node tree, as deep as it goes."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == key), None)
+            if found is None:  # a missing field: point at the mapping that lacks it
+                return node
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            if key >= len(node.value):
+                return node
+            node = node.value[key]
+        else:
+            return node
+    return node
+
+
+def _field_path(loc: Iterable[Any]) -> str:
+    path = ""
+    for key in loc:
+        path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
+    return path
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """Read `path` into `model`; refuse it with ``file:line: field: reason`` on any error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = [k for k in error["loc"] if not (isinstance(k, str) and k.startswith("function"))]
+            node = _node_at(root, loc)
+            line = node.start_mark.line + 1 if node is not None else 1
+            field = _field_path(loc) or "(top level)"
+            reason = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}:{line}: {field}: {reason}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_sources(path: str | Path | None = None) -> list[Source]:
+    """The sources of `path`, or of the bundled default file when `path` is None."""
+    return load_yaml_model(Path(path) if path else BUNDLED_SOURCES, SourcesFile).sources
+
+
+def find_source(sources: Iterable[Source], name: str) -> Source:
+    for source in sources:
+        if source.name == name:
+            return source
+    known = ", ".join(s.name for s in sources)
+    raise ConfigError(f"no source named {name!r}; known sources: {known}")

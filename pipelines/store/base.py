@@ -1,0 +1,64 @@
+"""The store's contract: the application's verbs, implemented by SQLite and by Redis.
+
+Every value is a JSON-ready dict. Items are keyed by ``PressItem.id`` (a hash of the
+canonical URL), so writing the same article twice, from one process or two, keeps one copy.
+Times are ISO 8601 strings with an offset; the time index orders items by
+``published_at`` and, when a page gave none, by ``fetched_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """What `Store.items` returns: newest first, filtered by every field that is set."""
+
+    source: str | None = None
+    since: str | None = None  # ISO 8601; items at or after
+    until: str | None = None  # ISO 8601; items before
+    lang: str | None = None
+    text: str | None = None  # case-insensitive substring of title or text
+    limit: int = 50
+    offset: int = 0
+
+
+class Store(Protocol):
+    """Where items, feed validators and crawl runs are kept."""
+
+    url: str  # the store URL without any password, safe to print
+
+    # --- items -----------------------------------------------------------------------
+    def add_item(self, item: dict[str, Any]) -> bool:
+        """Keep `item` unless an item with its id is kept already; True when it was new."""
+
+    def get_item(self, item_id: str) -> dict[str, Any] | None: ...
+
+    def known_ids(self, item_ids: Iterable[str]) -> set[str]:
+        """Which of `item_ids` are stored (one round trip for a whole feed)."""
+
+    def id_for_content_hash(self, content_hash: str) -> str | None:
+        """The stored item whose text has this hash, if any (same text, another URL)."""
+
+    def items(self, query: ItemQuery = ItemQuery()) -> list[dict[str, Any]]: ...
+
+    def count_items(self, source: str | None = None) -> int: ...
+
+    # --- conditional requests for feeds, sitemaps and listings ------------------------
+    def get_validators(self, url: str) -> dict[str, str]:
+        """``{"etag": ..., "last_modified": ...}`` last seen for `url` (keys may be absent)."""
+
+    def set_validators(self, url: str, validators: dict[str, str]) -> None: ...
+
+    # --- crawl runs ----------------------------------------------------------------------
+    def add_run(self, run: dict[str, Any]) -> None:
+        """Record one crawl of one source: ``{"id", "source", "started_at", "ended_at",
+        "status", "stats": {...}}``."""
+
+    def runs(self, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Newest first."""
+
+    def close(self) -> None: ...

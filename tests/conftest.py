@@ -1,0 +1,7 @@
+"""Test fixtures live in tests/fixtures/, one module per kind of real server they start."""
+
+pytest_plugins = [
+    "tests.fixtures.redis_server",
+    "tests.fixtures.portal",
+    "tests.fixtures.faults",
+]
