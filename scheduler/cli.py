@@ -1,0 +1,281 @@
+"""The `presswatch` command: crawl, review, export and try out parsing on saved pages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crawler.config import ConfigError, Source, find_source, load_sources
+
+if TYPE_CHECKING:
+    from pipelines.store import Store
+
+app = typer.Typer(
+    help="Presswatch: watch government press and the portals that republish it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="PRESSWATCH_STORE",
+        help="sqlite:///path.db (default sqlite:///presswatch.db) or redis://host:port/db",
+        show_default=False,
+    ),
+]
+SourcesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--sources",
+        envvar="PRESSWATCH_SOURCES",
+        help="sources.yaml to use instead of the bundled one",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+@contextmanager
+def refusing_bad_input() -> Iterator[None]:
+    """Turn configuration and store errors into one clear message and exit code 2."""
+    from pipelines.store.base import StoreError
+
+    try:
+        yield
+    except (ConfigError, StoreError, ValueError) as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def opened_store(url: str | None) -> Iterator[Store]:
+    from pipelines.store import open_store
+
+    with refusing_bad_input():
+        store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _sources(path: Path | None) -> list[Source]:
+    with refusing_bad_input():
+        return load_sources(path)
+
+
+@app.command()
+def sources(sources_file: SourcesOption = None, as_json: JsonOption = False) -> None:
+    """List the configured sources (a broken file is refused with file, line and field)."""
+    configured = _sources(sources_file)
+    if as_json:
+        for source in configured:
+            print(source.model_dump_json())
+        return
+    table = Table(title=f"{len(configured)} sources")
+    for column in ("name", "kind", "domains", "lang", "discovery", "render", "poll", "checked"):
+        table.add_column(column)
+    for s in configured:
+        ways = [f"{len(v)} {k}" for k, v in s.discovery.model_dump().items() if v]
+        table.add_row(
+            s.name if s.enabled else f"[dim]{s.name} (off)[/dim]",
+            s.kind,
+            ", ".join(s.domains),
+            ",".join(s.languages),
+            ", ".join(ways),
+            s.render,
+            s.poll,
+            "yes" if s.verified else "[yellow]no[/yellow]",
+        )
+    console.print(table)
+
+
+def _print_crawl_summary(stats: dict[str, dict[str, Any]]) -> None:
+    table = Table(title="crawl")
+    for column in ("source", "status", "requests", "new items", "duplicates", "errors"):
+        table.add_column(column)
+    for name, st in stats.items():
+        table.add_row(
+            name,
+            str(st.get("finish_reason", "?")),
+            str(st.get("downloader/request_count", 0)),
+            str(st.get("store/new", 0)),
+            str(st.get("dedup/url", 0) + st.get("dedup/text", 0)),
+            str(st.get("log_count/ERROR", 0)),
+        )
+    console.print(table)
+
+
+@app.command()
+def crawl(
+    names: Annotated[list[str] | None, typer.Argument(help="sources to crawl (default: all)")] = None,
+    store: StoreOption = None,
+    sources_file: SourcesOption = None,
+) -> None:
+    """Crawl sources once into the store."""
+    from crawler.run import crawl as run_crawl
+    from pipelines.store import store_url_from_env
+
+    configured = _sources(sources_file)
+    with refusing_bad_input():
+        chosen = [find_source(configured, n) for n in names] if names else configured
+    chosen = [s for s in chosen if s.enabled]
+    browser = [s.name for s in chosen if s.render == "browser"]
+    if browser:
+        errors.print(
+            f"[yellow]skipped (browser rendering is not available yet):[/yellow] {', '.join(browser)}"
+        )
+        chosen = [s for s in chosen if s.render != "browser"]
+    if not chosen:
+        errors.print("nothing to crawl")
+        raise typer.Exit(1)
+    settings = {"PRESSWATCH_SOURCES": str(sources_file)} if sources_file else {}
+    stats = run_crawl(chosen, store or store_url_from_env(), settings=settings)
+    _print_crawl_summary(stats)
+
+
+@app.command()
+def demo(store: StoreOption = None) -> None:
+    """Serve a bundled replay of real news on 127.0.0.1, crawl it and show what was collected."""
+    from pipelines.store import store_url_from_env
+    from scheduler.demo import run_demo
+
+    with refusing_bad_input():
+        run_demo(store or store_url_from_env(), console)
+
+
+def _item_query(**filters: Any) -> Any:
+    from pipelines.store import ItemQuery
+
+    return ItemQuery(**filters)
+
+
+@app.command()
+def items(
+    source: Annotated[str | None, typer.Option(help="only this source")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or date, inclusive")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time or date, exclusive")] = None,
+    lang: Annotated[str | None, typer.Option(help="ru, kk or en")] = None,
+    text: Annotated[str | None, typer.Option(help="words in the title or text")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 30,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List collected items, newest first."""
+    query = _item_query(source=source, since=since, until=until, lang=lang, text=text, limit=limit)
+    with opened_store(store) as st:
+        found = st.items(query)
+        total = st.count_items(source)
+    if as_json:
+        for item in found:
+            print(json.dumps(item, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(found)} shown of {total} items")
+    for column in ("id", "published", "source", "lang", "title"):
+        table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
+    for item in found:
+        table.add_row(
+            item["id"],
+            (item.get("published_at") or "")[:16].replace("T", " "),
+            item["source"],
+            item.get("lang") or "",
+            item.get("title") or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def show(item_id: str, store: StoreOption = None, as_json: JsonOption = False) -> None:
+    """Show one item in full."""
+    with opened_store(store) as st:
+        item = st.get_item(item_id)
+    if item is None:
+        errors.print(f"no item {item_id!r}; `presswatch items` lists their ids")
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps(item, ensure_ascii=False, indent=2))
+        return
+    console.print(f"[bold]{item['title']}[/bold]")
+    console.print(
+        f"{item['source']} · {item.get('published_at') or 'no date'} · {item.get('lang') or '?'}"
+    )
+    console.print(item["url"], style="blue", highlight=False)
+    if item.get("authors"):
+        console.print("by " + ", ".join(item["authors"]))
+    if item.get("flags"):
+        console.print("[yellow]flags:[/yellow] " + ", ".join(item["flags"]))
+    console.print()
+    console.print(item["text"], highlight=False, markup=False)
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    source: Annotated[str | None, typer.Option(help="only this source")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or date, inclusive")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time or date, exclusive")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Export items as JSON lines or CSV (cells that a spreadsheet would run are quoted)."""
+    from rich.progress import Progress
+
+    from scheduler.export import WRITERS
+
+    if fmt not in WRITERS:
+        errors.print(f"[red]error:[/red] --format must be one of {', '.join(WRITERS)}, not {fmt!r}")
+        raise typer.Exit(2)
+    with opened_store(store) as st:
+        total = st.count_items(source)
+        query = _item_query(source=source, since=since, until=until, limit=max(total, 1))
+        found = st.items(query)
+    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        with Progress(console=errors, transient=True, disable=output is None) as progress:
+            task = progress.add_task("exporting", total=len(found))
+            for _ in WRITERS[fmt](found, out):
+                progress.advance(task)
+    finally:
+        if output:
+            out.close()
+    if output:
+        errors.print(f"{len(found)} items written to {output}")
+
+
+@app.command()
+def extract(
+    files: Annotated[list[Path], typer.Argument(help="saved pages, plain or .gz", exists=True)],
+    url: Annotated[str | None, typer.Option(help="the page's URL (one file only)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what the parser makes of saved pages: one JSON line per file with --json."""
+    from crawler.extract import extract_file
+
+    if url and len(files) > 1:
+        errors.print("[red]error:[/red] --url goes with a single file")
+        raise typer.Exit(2)
+    for path in files:
+        result = extract_file(path, url=url)
+        if as_json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            console.print(f"[bold]{result['title']}[/bold]  [dim]{path}[/dim]")
+            console.print(
+                f"{result.get('published_at') or 'no date'} · {result.get('lang') or '?'}"
+                f" · {', '.join(result.get('authors') or []) or 'no author'}"
+            )
+            console.print(result["text"], highlight=False, markup=False)
+            console.print()

@@ -1,0 +1,53 @@
+"""The `presswatch` command: listing sources, refusing bad input without a traceback."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from scheduler.cli import app
+from scheduler.export import csv_safe, write_csv
+
+runner = CliRunner()
+
+
+def test_sources_lists_the_bundled_file() -> None:
+    result = runner.invoke(app, ["sources", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"name":"akorda"' in result.output
+
+
+def test_a_broken_sources_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("sources:\n  - name: x\n    kind: blog\n", encoding="utf-8")
+    result = runner.invoke(app, ["sources", "--sources", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:3: sources[0].kind" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unknown_store_scheme_is_refused() -> None:
+    result = runner.invoke(app, ["items", "--store", "mongodb://x"])
+    assert result.exit_code == 2
+    assert "unknown store 'mongodb'" in result.output
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted() -> None:
+    assert csv_safe("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert csv_safe("+7 701") == "'+7 701"
+    assert csv_safe("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_safe("Минфин") == "Минфин"
+    assert csv_safe(["a", "b"]) == "a; b"
+    assert csv_safe(None) == ""
+
+
+def test_csv_export_round_trips_cyrillic() -> None:
+    out = io.StringIO()
+    item = {"id": "1", "source": "zakon", "title": "-Минфин", "text": "текст, с запятой"}
+    list(write_csv([item], out))
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert row["title"] == "'-Минфин"
+    assert row["text"] == "текст, с запятой"
