@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import ConfigError, Source, find_source, load_sources
@@ -56,7 +57,7 @@ def refusing_bad_input() -> Iterator[None]:
     try:
         yield
     except (ConfigError, StoreError, ValueError) as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

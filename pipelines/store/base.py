@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 
+class StoreError(RuntimeError):
+    """The store cannot be reached or refuses us; the message names where and the fix."""
+
+
 @dataclass(frozen=True)
 class ItemQuery:
     """What `Store.items` returns: newest first, filtered by every field that is set."""

@@ -1,0 +1,297 @@
+"""The shared store: Redis, for many crawl workers, with readable keys and JSON values."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+
+from pipelines.store.base import ItemQuery, StoreError
+from pipelines.store.keys import DEFAULT_PREFIX, Keys, parse_instant, sort_instant
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+logger = logging.getLogger(__name__)
+
+PREFIX_PARAM = "prefix"  # redis://host:6379/0?prefix=pw2: gives a second deployment its keys
+CONNECT_TIMEOUT_S = 5.0
+SOCKET_TIMEOUT_S = 10.0
+# How many ids a filtered query fetches per round trip while it scans an index.
+SCAN_BATCH = 256
+NEWEST = ItemQuery()
+
+# One atomic step, so a crash can never leave an item stored but unindexed (which the
+# next add would then take for "already kept" and never index): SET NX decides, and only
+# the process that created the item key writes the indexes.
+# KEYS[1] item; KEYS[2..] sorted sets to index it in; when ARGV[4] == "1" the last key is
+# the content-hash key instead. ARGV: item JSON, score, item id, has-hash flag.
+ADD_ITEM_LUA = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+    return 0
+end
+local last_index = #KEYS
+if ARGV[4] == '1' then
+    redis.call('SET', KEYS[#KEYS], ARGV[3], 'NX')
+    last_index = #KEYS - 1
+end
+for i = 2, last_index do
+    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+end
+return 1
+"""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password (in the authority or a ``password=`` parameter) as ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        username = userinfo.split(":", 1)[0]
+        netloc = f"{username}:***@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*:/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def split_prefix(url: str) -> tuple[str, str | None]:
+    """`url` without the ``prefix=`` parameter redis-py would not accept, and that prefix."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in pairs if k == PREFIX_PARAM), None)
+    query = urlencode([(k, v) for k, v in pairs if k != PREFIX_PARAM])
+    return urlunsplit(parts._replace(query=query)), prefix
+
+
+def describe_error(exc: redis.RedisError, where: str, secret: str | None) -> str:
+    """A message for `exc` that names the server and the fix, never the password."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if secret:
+        detail = detail.replace(secret, "***")
+    if isinstance(exc, redis.AuthenticationError) and secret is None:
+        fix = (
+            "the server asks for a password and the store URL has none; put it in the URL"
+            " (redis://:PASSWORD@host:port/db, e.g. in PRESSWATCH_STORE)"
+        )
+    elif isinstance(exc, redis.AuthenticationError):
+        fix = (
+            "the server refused the password (or user) in the store URL; check it"
+            " against the server's requirepass or ACL"
+        )
+    elif isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        fix = (
+            "is redis-server running and listening there? Start it, or point"
+            " PRESSWATCH_STORE at the right host:port"
+        )
+    elif isinstance(exc, redis.exceptions.OutOfMemoryError):
+        fix = "Redis is full and refuses writes; raise maxmemory (keep maxmemory-policy noeviction)"
+    elif isinstance(exc, redis.exceptions.NoPermissionError):
+        fix = "the Redis user lacks a permission; grant it in the ACL for this key prefix"
+    else:
+        fix = "see the Redis server log"
+    return f"Redis at {where} failed ({detail}): {fix}"
+
+
+def _translating_errors(
+    method: Callable[Concatenate[RedisStore, P], R],
+) -> Callable[Concatenate[RedisStore, P], R]:
+    @functools.wraps(method)
+    def wrapper(self: RedisStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreError(describe_error(exc, self.where, self._password)) from exc
+
+    return wrapper
+
+
+class RedisStore:
+    """Items, validators and runs in Redis (``redis://[:password@]host:port/db[?prefix=pw:]``).
+
+    Key names are in `pipelines.store.keys`; values are JSON strings. Connection, password
+    and server-side failures surface as `StoreError` naming host:port and the fix.
+    """
+
+    def __init__(self, url: str, prefix: str | None = None) -> None:
+        self.url = redact_url(url)
+        client_url, url_prefix = split_prefix(url)
+        self.keys = Keys(prefix or url_prefix or DEFAULT_PREFIX)
+        self._redis = redis.Redis.from_url(
+            client_url,
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            health_check_interval=30,
+        )
+        options = self._redis.connection_pool.connection_kwargs
+        self._password: str | None = options.get("password")
+        self.where = options.get("path") or f"{options.get('host')}:{options.get('port')}"
+        self._add_item = self._redis.register_script(ADD_ITEM_LUA)
+        self._check_server()
+
+    @_translating_errors
+    def _check_server(self) -> None:
+        """Fail now, not mid-crawl, when Redis is unreachable; warn when it may lose data."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.ping()
+        pipe.config_get("appendonly")
+        pipe.config_get("maxmemory-policy")
+        _, appendonly, policy = pipe.execute(raise_on_error=False)
+        if isinstance(appendonly, Exception) or isinstance(policy, Exception):
+            # A managed Redis or a restricted ACL user may refuse CONFIG: nothing to check.
+            logger.debug("cannot read the persistence settings of Redis at %s", self.where)
+            return
+        if appendonly.get("appendonly") != "yes":
+            logger.warning(
+                "Redis at %s has appendonly=no: a crash loses every write since the last"
+                " snapshot. Set appendonly yes (appendfsync everysec).",
+                self.where,
+            )
+        if policy.get("maxmemory-policy") != "noeviction":
+            logger.warning(
+                "Redis at %s has maxmemory-policy=%s: it may silently delete items."
+                " Set maxmemory-policy noeviction.",
+                self.where,
+                policy.get("maxmemory-policy"),
+            )
+
+    # --- items -----------------------------------------------------------------------
+    @_translating_errors
+    def add_item(self, item: dict[str, Any]) -> bool:
+        item_id = item["id"]
+        index_keys = [self.keys.items_by_time(), self.keys.source_items(item["source"])]
+        if item.get("lang"):
+            index_keys.append(self.keys.lang_items(item["lang"]))
+        has_hash = bool(item.get("content_hash"))
+        if has_hash:
+            index_keys.append(self.keys.content_hash(item["content_hash"]))
+        created = self._add_item(
+            keys=[self.keys.item(item_id), *index_keys],
+            args=[
+                json.dumps(item, ensure_ascii=False),
+                repr(sort_instant(item).timestamp()),
+                item_id,
+                "1" if has_hash else "0",
+            ],
+        )
+        return created == 1
+
+    @_translating_errors
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        value = self._redis.get(self.keys.item(item_id))
+        return json.loads(value) if value is not None else None
+
+    @_translating_errors
+    def known_ids(self, item_ids: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(item_ids))
+        if not wanted:
+            return set()
+        # Every stored id is in the time index, so one ZMSCORE answers for a whole feed.
+        scores = self._redis.zmscore(self.keys.items_by_time(), wanted)
+        return {item_id for item_id, score in zip(wanted, scores, strict=True) if score is not None}
+
+    @_translating_errors
+    def id_for_content_hash(self, content_hash: str) -> str | None:
+        return self._redis.get(self.keys.content_hash(content_hash))
+
+    @_translating_errors
+    def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:
+        if query.source is not None:
+            index = self.keys.source_items(query.source)
+        elif query.lang is not None:
+            index = self.keys.lang_items(query.lang)
+        else:
+            index = self.keys.items_by_time()
+        newest = f"({parse_instant(query.until).timestamp()!r}" if query.until else "+inf"
+        oldest = repr(parse_instant(query.since).timestamp()) if query.since else "-inf"
+
+        def page(start: int, count: int) -> list[dict[str, Any]]:
+            ids = self._redis.zrange(
+                index, newest, oldest, desc=True, byscore=True, offset=start, num=count
+            )
+            return self._load(ids)
+
+        lang_filter = query.lang if query.source is not None else None
+        if not query.text and lang_filter is None:
+            return page(query.offset, query.limit)
+        # No index answers this filter, so walk the chosen index newest first.
+        needle = query.text.casefold() if query.text else None
+        wanted = query.offset + query.limit
+        matched: list[dict[str, Any]] = []
+        start = 0
+        while len(matched) < wanted:
+            batch = page(start, SCAN_BATCH)
+            matched.extend(item for item in batch if _matches(item, lang_filter, needle))
+            if len(batch) < SCAN_BATCH:
+                break
+            start += SCAN_BATCH
+        return matched[query.offset : wanted]
+
+    def _load(self, item_ids: list[str]) -> list[dict[str, Any]]:
+        if not item_ids:
+            return []
+        values = self._redis.mget([self.keys.item(item_id) for item_id in item_ids])
+        return [json.loads(value) for value in values if value is not None]
+
+    @_translating_errors
+    def count_items(self, source: str | None = None) -> int:
+        index = self.keys.source_items(source) if source is not None else self.keys.items_by_time()
+        return self._redis.zcard(index)
+
+    # --- conditional requests ----------------------------------------------------------
+    @_translating_errors
+    def get_validators(self, url: str) -> dict[str, str]:
+        value = self._redis.get(self.keys.validators(url))
+        return json.loads(value)["validators"] if value is not None else {}
+
+    @_translating_errors
+    def set_validators(self, url: str, validators: dict[str, str]) -> None:
+        # The URL is kept beside its validators so that the hashed key reads back in redis-cli.
+        value = json.dumps({"url": url, "validators": validators}, ensure_ascii=False)
+        self._redis.set(self.keys.validators(url), value)
+
+    # --- crawl runs ----------------------------------------------------------------------
+    @_translating_errors
+    def add_run(self, run: dict[str, Any]) -> None:
+        score = parse_instant(run["started_at"]).timestamp()
+        # MULTI/EXEC: the run and its two index entries are kept or lost together.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self.keys.run(run["id"]), json.dumps(run, ensure_ascii=False))
+        pipe.zadd(self.keys.runs(), {run["id"]: score})
+        pipe.zadd(self.keys.source_runs(run["source"]), {run["id"]: score})
+        pipe.execute()
+
+    @_translating_errors
+    def runs(self, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        index = self.keys.source_runs(source) if source is not None else self.keys.runs()
+        run_ids = self._redis.zrange(index, 0, limit - 1, desc=True)
+        if not run_ids:
+            return []
+        values = self._redis.mget([self.keys.run(run_id) for run_id in run_ids])
+        return [json.loads(value) for value in values if value is not None]
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _matches(item: dict[str, Any], lang: str | None, needle: str | None) -> bool:
+    if lang is not None and item.get("lang") != lang:
+        return False
+    if needle is None:
+        return True
+    return (
+        needle in (item.get("title") or "").casefold()
+        or needle in (item.get("text") or "").casefold()
+    )

@@ -1,0 +1,297 @@
+"""The embedded store: one SQLite file in WAL mode, shared safely by several processes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from pipelines.store.base import ItemQuery, StoreError
+from pipelines.store.keys import parse_instant, sort_instant, sortable_utc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+logger = logging.getLogger(__name__)
+
+URL_PREFIX = "sqlite:///"
+BUSY_TIMEOUT_S = 10.0
+SCHEMA_VERSION = 1
+# The trigram index answers substrings of 3 characters or more; shorter ones scan.
+TRIGRAM = 3
+# Bound variables per statement stay under SQLite's lowest default limit (999).
+ID_BATCH = 900
+NEWEST = ItemQuery()
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    lang TEXT,
+    content_hash TEXT,
+    sort_time TEXT NOT NULL,  -- published_at, else fetched_at, as sortable UTC text
+    data TEXT NOT NULL CHECK (json_valid(data))  -- the whole item
+);
+CREATE INDEX IF NOT EXISTS items_by_time ON items (sort_time, id);
+CREATE INDEX IF NOT EXISTS items_by_source ON items (source, sort_time, id);
+CREATE INDEX IF NOT EXISTS items_by_lang ON items (lang, sort_time, id);
+CREATE INDEX IF NOT EXISTS items_by_hash ON items (content_hash);
+
+-- Contentless: the text lives once, in items.data; this holds only the trigram index,
+-- whose unicode case folding makes "минфин" find "Минфин" (LIKE folds ASCII only).
+CREATE VIRTUAL TABLE IF NOT EXISTS items_text
+    USING fts5(title, text, content='', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS items_text_insert AFTER INSERT ON items BEGIN
+    INSERT INTO items_text (rowid, title, text)
+    VALUES (new.rowid, json_extract(new.data, '$.title'), json_extract(new.data, '$.text'));
+END;
+
+CREATE TABLE IF NOT EXISTS validators (
+    url TEXT PRIMARY KEY,
+    data TEXT NOT NULL CHECK (json_valid(data))
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    started TEXT NOT NULL,  -- started_at as sortable UTC text
+    data TEXT NOT NULL CHECK (json_valid(data))
+);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started, id);
+CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started, id);
+"""
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    if not url.startswith(URL_PREFIX) or url == URL_PREFIX:
+        msg = f"not a SQLite store URL: {url!r} (use sqlite:///relative.db or sqlite:////abs.db)"
+        raise ValueError(msg)
+    return url[len(URL_PREFIX) :]
+
+
+def _casefold(value: str | None) -> str:
+    return value.casefold() if value else ""
+
+
+def _fts_phrase(text: str) -> str:
+    # A quoted FTS5 string is one phrase: with trigrams, a plain substring match.
+    return '"' + text.replace('"', '""') + '"'
+
+
+def item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (or "") and its parameters that select the items `query` asks for."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if query.source is not None:
+        clauses.append("source = ?")
+        params.append(query.source)
+    if query.lang is not None:
+        clauses.append("lang = ?")
+        params.append(query.lang)
+    if query.since is not None:
+        clauses.append("sort_time >= ?")
+        params.append(sortable_utc(parse_instant(query.since)))
+    if query.until is not None:
+        clauses.append("sort_time < ?")
+        params.append(sortable_utc(parse_instant(query.until)))
+    if query.text:
+        if len(query.text) >= TRIGRAM:
+            clauses.append("rowid IN (SELECT rowid FROM items_text WHERE items_text MATCH ?)")
+            params.append(_fts_phrase(query.text))
+        else:
+            clauses.append(
+                "(instr(casefold(json_extract(data, '$.title')), ?) > 0"
+                " OR instr(casefold(json_extract(data, '$.text')), ?) > 0)"
+            )
+            params.extend([query.text.casefold()] * 2)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    return where, params
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translating_errors(
+    method: Callable[Concatenate[SQLiteStore, P], R],
+) -> Callable[Concatenate[SQLiteStore, P], R]:
+    """Turn a locked, full or unwritable database into a `StoreError` naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: SQLiteStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            msg = (
+                f"the SQLite store {self.path!r} failed: {exc} (a full disk, a read-only"
+                f" file, or another process holding the write lock over {BUSY_TIMEOUT_S} s)"
+            )
+            raise StoreError(msg) from exc
+
+    return wrapper
+
+
+class SQLiteStore:
+    """Items, validators and runs in one SQLite file (``sqlite:///path.db``).
+
+    Every process opens its own connection; WAL lets readers run beside one writer and
+    ``busy_timeout`` makes a second writer wait its turn instead of failing.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url  # a SQLite URL carries no password
+        self.path = path_from_url(url)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit (isolation_level=None): each write is one statement, so one implicit
+        # transaction. The connection may be used from a worker thread (the module is
+        # built serialized, threadsafety 3). Opening is lazy: errors show on first use.
+        self._db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._db.create_function("casefold", 1, _casefold, deterministic=True)
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode can lose the last commits on power loss but never corrupts
+            # the file; a lost item is fetched again by the next crawl. The alert outbox,
+            # whose loss would mean a silent or double alert, uses FULL.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._create_schema()
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.Error as exc:
+            self._db.close()
+            msg = (
+                f"cannot open the SQLite store {self.path!r}: {exc}"
+                " (check that the directory is writable and the file is a SQLite database)"
+            )
+            raise StoreError(msg) from exc
+
+    def _create_schema(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            msg = (
+                f"the SQLite store {self.path!r} has schema {version}, newer than this"
+                f" Presswatch knows ({SCHEMA_VERSION}): upgrade Presswatch or use another file"
+            )
+            raise StoreError(msg)
+        # IMMEDIATE takes the write lock first, so two processes creating a fresh file
+        # wait for each other instead of deadlocking on a lock upgrade.
+        script = f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+        try:
+            self._db.executescript(script)
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    # --- items -----------------------------------------------------------------------
+    @_translating_errors
+    def add_item(self, item: dict[str, Any]) -> bool:
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO items (id, source, lang, content_hash, sort_time, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                item["id"],
+                item["source"],
+                item.get("lang"),
+                item.get("content_hash") or None,
+                sortable_utc(sort_instant(item)),
+                json.dumps(item, ensure_ascii=False),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    @_translating_errors
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT data FROM items WHERE id = ?", (item_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @_translating_errors
+    def known_ids(self, item_ids: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(item_ids))
+        known: set[str] = set()
+        for start in range(0, len(wanted), ID_BATCH):
+            batch = wanted[start : start + ID_BATCH]
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(f"SELECT id FROM items WHERE id IN ({marks})", batch)  # noqa: S608 -- only "?" marks are interpolated
+            known.update(row[0] for row in rows)
+        return known
+
+    @_translating_errors
+    def id_for_content_hash(self, content_hash: str) -> str | None:
+        row = self._db.execute(
+            "SELECT id FROM items WHERE content_hash = ? ORDER BY rowid LIMIT 1", (content_hash,)
+        ).fetchone()
+        return row[0] if row else None
+
+    @_translating_errors
+    def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:
+        where, params = item_filters(query)
+        rows = self._db.execute(
+            f"SELECT data FROM items{where} ORDER BY sort_time DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608 -- the clause holds "?" marks only
+            [*params, query.limit, query.offset],
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    @_translating_errors
+    def count_items(self, source: str | None = None) -> int:
+        if source is None:
+            return self._db.execute("SELECT count(*) FROM items").fetchone()[0]
+        return self._db.execute(
+            "SELECT count(*) FROM items WHERE source = ?", (source,)
+        ).fetchone()[0]
+
+    # --- conditional requests ----------------------------------------------------------
+    @_translating_errors
+    def get_validators(self, url: str) -> dict[str, str]:
+        row = self._db.execute("SELECT data FROM validators WHERE url = ?", (url,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    @_translating_errors
+    def set_validators(self, url: str, validators: dict[str, str]) -> None:
+        self._db.execute(
+            "INSERT INTO validators (url, data) VALUES (?, ?)"
+            " ON CONFLICT (url) DO UPDATE SET data = excluded.data",
+            (url, json.dumps(validators, ensure_ascii=False)),
+        )
+
+    # --- crawl runs ----------------------------------------------------------------------
+    @_translating_errors
+    def add_run(self, run: dict[str, Any]) -> None:
+        # Recording a run again (e.g. once started, once finished) replaces it.
+        self._db.execute(
+            "INSERT INTO runs (id, source, started, data) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET"
+            " source = excluded.source, started = excluded.started, data = excluded.data",
+            (
+                run["id"],
+                run["source"],
+                sortable_utc(parse_instant(run["started_at"])),
+                json.dumps(run, ensure_ascii=False),
+            ),
+        )
+
+    @_translating_errors
+    def runs(self, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        if source is None:
+            rows = self._db.execute(
+                "SELECT data FROM runs ORDER BY started DESC, id DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT data FROM runs WHERE source = ? ORDER BY started DESC, id DESC LIMIT ?",
+                (source, limit),
+            )
+        return [json.loads(row[0]) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()

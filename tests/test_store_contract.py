@@ -1,0 +1,486 @@
+"""The Store contract, run against SQLite and Redis alike, plus what each backend adds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from crawler.items import PressItem, content_hash
+from pipelines.store import open_store
+from pipelines.store.base import ItemQuery, StoreError
+from pipelines.store.keys import Keys
+from pipelines.store.redis import RedisStore, redact_url
+from pipelines.store.sqlite import SQLiteStore
+from tests.fixtures.redis_server import running_redis_server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from pipelines.store.base import Store
+
+CANARY_PASSWORD = "CANARY-REDIS-5d1c0b7e"  # noqa: S105 -- a test password that must never leak
+
+
+def make_item(
+    path: str,
+    *,
+    source: str = "primeminister",
+    title: str = "Заголовок",
+    text: str = "Текст сообщения.",
+    published_at: str | None = "2019-11-18T10:00:00+06:00",
+    fetched_at: str = "2019-11-18T12:00:00+06:00",
+    lang: str | None = "ru",
+) -> dict[str, Any]:
+    return PressItem(
+        url=f"https://{source}.kz/ru/news/{path}",
+        source=source,
+        title=title,
+        text=text,
+        published_at=published_at,
+        fetched_at=fetched_at,
+        lang=lang,
+        content_hash=content_hash(text),
+        authors=["Пресс-служба"],
+        links=["https://primeminister.kz/ru/news/1"],
+    ).to_dict()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store/presswatch.db"
+    return request.getfixturevalue("redis_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+def ids(items: list[dict[str, Any]]) -> list[str]:
+    return [item["id"] for item in items]
+
+
+# --- items -------------------------------------------------------------------------------
+def test_add_get_and_add_again_keeps_one_copy(store: Store) -> None:
+    item = make_item("1", title="Минфин РК: бюджет", text="Полный текст «в кавычках».")
+    assert store.add_item(item) is True
+    assert store.get_item(item["id"]) == item
+    changed = {**item, "title": "другой заголовок"}
+    assert store.add_item(changed) is False
+    assert store.get_item(item["id"]) == item
+    assert store.count_items() == 1
+    assert store.get_item("0000000000000000") is None
+
+
+def test_known_ids_answers_for_a_whole_feed(store: Store) -> None:
+    stored = [make_item(str(n)) for n in range(5)]
+    for item in stored:
+        store.add_item(item)
+    feed = [stored[0]["id"], "unknown-1", stored[3]["id"], stored[3]["id"], "unknown-2"]
+    assert store.known_ids(feed) == {stored[0]["id"], stored[3]["id"]}
+    assert store.known_ids(iter(feed)) == {stored[0]["id"], stored[3]["id"]}
+    assert store.known_ids([]) == set()
+    big_feed = [f"unknown-{n}" for n in range(2500)] + [stored[4]["id"]]
+    assert store.known_ids(big_feed) == {stored[4]["id"]}
+
+
+def test_content_hash_names_the_first_item_with_that_text(store: Store) -> None:
+    original = make_item("1", source="primeminister", text="Один и тот же текст.")
+    copy = make_item("2", source="caravan", text="Один и тот же текст.")
+    store.add_item(original)
+    store.add_item(copy)
+    assert store.id_for_content_hash(content_hash("Один и тот же текст.")) == original["id"]
+    assert store.id_for_content_hash(content_hash("никогда не встречался")) is None
+
+
+def test_item_without_content_hash_is_stored_but_not_hash_indexed(store: Store) -> None:
+    item = {**make_item("1"), "content_hash": ""}
+    assert store.add_item(item) is True
+    assert store.get_item(item["id"]) == item
+    assert store.id_for_content_hash("") is None
+
+
+@pytest.fixture
+def corpus(store: Store) -> dict[str, str]:
+    """Eight items over three days, two sources, two languages, in shuffled insert order."""
+    items = {
+        "pm_old": make_item("pm-old", published_at="2019-11-16T09:00:00+06:00"),
+        "pm_mid": make_item(
+            "pm-mid", title="Минфин сообщил о бюджете", published_at="2019-11-17T09:00:00+06:00"
+        ),
+        # Same instant as pm_mid, written in UTC: the offset must not change the order.
+        "zk_mid": make_item(
+            "zk-mid",
+            source="zakon",
+            text="По данным МИНФИНа, дефицит снизился.",
+            published_at="2019-11-17T03:00:00Z",
+        ),
+        "zk_kk": make_item(
+            "zk-kk",
+            source="zakon",
+            lang="kk",
+            title="Қаржы министрлігі",
+            text="Байқоңырда жиын өтті.",
+            published_at="2019-11-17T12:00:00+06:00",
+        ),
+        "pm_new": make_item("pm-new", published_at="2019-11-18T15:30:00+06:00"),
+        # No date on the page: ordered by when it was fetched.
+        "zk_nodate": make_item(
+            "zk-nodate", source="zakon", published_at=None, fetched_at="2019-11-18T08:00:00+06:00"
+        ),
+        "pm_nodate_old": make_item(
+            "pm-nodate-old", published_at=None, fetched_at="2019-11-15T08:00:00+06:00"
+        ),
+        "pm_es": make_item(
+            "pm-es", text="Казахстан и ЕС подписали соглашение.", published_at="2019-11-16T18:00"
+        ),
+    }
+    for key in ["pm_new", "pm_old", "zk_nodate", "zk_kk", "pm_es", "zk_mid", "pm_nodate_old"]:
+        store.add_item(items[key])
+    store.add_item(items["pm_mid"])
+    return {key: item["id"] for key, item in items.items()}
+
+
+# When each corpus item happened, in UTC: newest first means this, then the larger id.
+INSTANTS = {
+    "pm_new": "2019-11-18T09:30",
+    "zk_nodate": "2019-11-18T02:00",  # fetched
+    "zk_kk": "2019-11-17T06:00",
+    "zk_mid": "2019-11-17T03:00",
+    "pm_mid": "2019-11-17T03:00",
+    "pm_es": "2019-11-16T18:00",  # no offset: taken as UTC
+    "pm_old": "2019-11-16T03:00",
+    "pm_nodate_old": "2019-11-15T02:00",  # fetched
+}
+
+
+def expected(corpus: dict[str, str], keys: list[str]) -> list[str]:
+    newest_first = sorted(keys, key=lambda key: (INSTANTS[key], corpus[key]), reverse=True)
+    return [corpus[key] for key in newest_first]
+
+
+def test_items_newest_first_with_fetch_time_standing_in_for_a_missing_date(
+    store: Store, corpus: dict[str, str]
+) -> None:
+    assert ids(store.items()) == expected(corpus, list(INSTANTS))
+    assert ids(store.items())[:2] == [corpus["pm_new"], corpus["zk_nodate"]]
+    assert ids(store.items())[-1] == corpus["pm_nodate_old"]
+
+
+def test_item_with_a_garbled_date_is_ordered_by_fetch_time(store: Store) -> None:
+    garbled = make_item("garbled", published_at="18 ноября 2019", fetched_at="2019-11-18T12:00Z")
+    older = make_item("older", published_at="2019-11-18T11:00:00Z")
+    store.add_item(older)
+    store.add_item(garbled)
+    assert ids(store.items()) == [garbled["id"], older["id"]]
+    assert ids(store.items(ItemQuery(since="2019-11-18T11:30Z"))) == [garbled["id"]]
+    assert store.get_item(garbled["id"])["published_at"] == "18 ноября 2019"  # kept as given
+
+
+@pytest.mark.parametrize(
+    ("query", "keys"),
+    [
+        (ItemQuery(source="zakon"), ["zk_mid", "zk_kk", "zk_nodate"]),
+        (ItemQuery(source="nobody"), []),
+        (ItemQuery(lang="kk"), ["zk_kk"]),
+        (ItemQuery(source="zakon", lang="ru"), ["zk_mid", "zk_nodate"]),
+        # since is inclusive, until exclusive; offsets are compared as instants.
+        (
+            ItemQuery(since="2019-11-17T09:00:00+06:00"),
+            ["pm_new", "zk_nodate", "zk_kk", "zk_mid", "pm_mid"],
+        ),
+        (ItemQuery(until="2019-11-17T03:00:00+00:00"), ["pm_es", "pm_old", "pm_nodate_old"]),
+        (
+            ItemQuery(since="2019-11-17T01:00:00+06:00", until="2019-11-18T08:00:00+06:00"),
+            ["zk_kk", "zk_mid", "pm_mid"],
+        ),
+        (
+            ItemQuery(source="primeminister", since="2019-11-16"),
+            ["pm_new", "pm_mid", "pm_es", "pm_old"],
+        ),
+        # Case-insensitive Cyrillic, in the title or the text.
+        (ItemQuery(text="минфин"), ["zk_mid", "pm_mid"]),
+        (ItemQuery(text="МИНФИН", source="primeminister"), ["pm_mid"]),
+        (ItemQuery(text="байқоңыр"), ["zk_kk"]),
+        (ItemQuery(text="ес"), ["pm_es"]),  # shorter than a trigram
+        (ItemQuery(text='"кавычки" OR x'), []),
+        (ItemQuery(text="минфин", lang="kk"), []),
+    ],
+)  # fmt: skip
+def test_items_filters(
+    store: Store, corpus: dict[str, str], query: ItemQuery, keys: list[str]
+) -> None:
+    assert ids(store.items(query)) == expected(corpus, keys)
+
+
+def test_items_limit_and_offset_page_through_in_order(store: Store, corpus: dict[str, str]) -> None:
+    everything = ids(store.items(ItemQuery(limit=100)))
+    assert len(everything) == 8
+    pages = [ids(store.items(ItemQuery(limit=3, offset=start))) for start in (0, 3, 6)]
+    assert [len(page) for page in pages] == [3, 3, 2]
+    assert [item_id for page in pages for item_id in page] == everything
+    assert store.items(ItemQuery(limit=3, offset=8)) == []
+    assert store.items(ItemQuery(limit=0)) == []
+    zakon_page = ids(store.items(ItemQuery(source="zakon", lang="ru", limit=1, offset=1)))
+    assert zakon_page == [corpus["zk_mid"]]
+
+
+def test_items_refuses_a_time_that_is_not_iso(store: Store) -> None:
+    with pytest.raises(ValueError, match="not an ISO 8601 time: 'yesterday'"):
+        store.items(ItemQuery(since="yesterday"))
+
+
+def test_count_items_in_all_and_per_source(store: Store, corpus: dict[str, str]) -> None:
+    assert store.count_items() == 8
+    assert store.count_items("zakon") == 3
+    assert store.count_items("primeminister") == 5
+    assert store.count_items("nobody") == 0
+
+
+# --- validators --------------------------------------------------------------------------
+def test_validators_round_trip_and_replace(store: Store) -> None:
+    feed = "https://tengrinews.kz/rss/all.xml?lang=ru&ключ=значение"
+    assert store.get_validators(feed) == {}
+    store.set_validators(
+        feed, {"etag": 'W/"5d-abc"', "last_modified": "Mon, 18 Nov 2019 04:05:00 GMT"}
+    )
+    assert store.get_validators(feed) == {
+        "etag": 'W/"5d-abc"',
+        "last_modified": "Mon, 18 Nov 2019 04:05:00 GMT",
+    }
+    store.set_validators(feed, {"etag": '"new"'})
+    assert store.get_validators(feed) == {"etag": '"new"'}
+    assert store.get_validators("https://tengrinews.kz/rss/") == {}
+
+
+# --- runs --------------------------------------------------------------------------------
+def make_run(run_id: str, source: str, started_at: str, status: str = "ok") -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "source": source,
+        "started_at": started_at,
+        "ended_at": started_at,
+        "status": status,
+        "stats": {"item_scraped_count": 12, "dedup/dropped": 3},
+    }
+
+
+def test_runs_newest_first_and_per_source(store: Store) -> None:
+    store.add_run(make_run("r1", "akorda", "2019-11-18T08:00:00+06:00"))
+    store.add_run(make_run("r3", "akorda", "2019-11-18T10:00:00+06:00"))
+    store.add_run(make_run("r2", "zakon", "2019-11-18T03:30:00Z"))  # 09:30 +06:00
+    assert [run["id"] for run in store.runs()] == ["r3", "r2", "r1"]
+    assert [run["id"] for run in store.runs(limit=2)] == ["r3", "r2"]
+    assert [run["id"] for run in store.runs(source="akorda")] == ["r3", "r1"]
+    assert store.runs(source="nobody") == []
+    assert store.runs(limit=0) == []
+    assert store.runs()[0] == make_run("r3", "akorda", "2019-11-18T10:00:00+06:00")
+
+
+def test_recording_a_run_again_replaces_it(store: Store) -> None:
+    store.add_run(make_run("r1", "akorda", "2019-11-18T08:00:00+06:00", status="running"))
+    store.add_run(make_run("r1", "akorda", "2019-11-18T08:00:00+06:00", status="partial"))
+    assert [(run["id"], run["status"]) for run in store.runs()] == [("r1", "partial")]
+
+
+# --- two processes -----------------------------------------------------------------------
+def add_all(url: str, items: list[dict[str, Any]], start: Any, results: Any) -> None:
+    """Child process: open the store, wait for the other writer, add every item."""
+    store = open_store(url)
+    start.wait()
+    results.put(sum(store.add_item(item) for item in items))
+    store.close()
+
+
+def test_two_processes_adding_the_same_items_keep_one_copy_each(
+    store: Store, store_url: str
+) -> None:
+    items = [make_item(f"shared-{n}", text=f"Текст {n}") for n in range(150)]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    results = context.Queue()
+    writers = [
+        context.Process(target=add_all, args=(store_url, order, start, results))
+        for order in (items, items[::-1])
+    ]
+    for writer in writers:
+        writer.start()
+    created = [results.get(timeout=60) for _ in writers]
+    for writer in writers:
+        writer.join(timeout=60)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    assert sum(created) == len(items)
+    assert store.count_items() == len(items)
+    assert store.count_items("primeminister") == len(items)
+    assert store.known_ids(ids(items)) == set(ids(items))
+    assert len(store.items(ItemQuery(limit=1000))) == len(items)
+    assert store.id_for_content_hash(content_hash("Текст 7")) == items[7]["id"]
+
+
+# --- SQLite only -------------------------------------------------------------------------
+def test_sqlite_relative_and_absolute_urls_create_parent_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = SQLiteStore("sqlite:///data/nested/relative.db")
+    relative.add_item(make_item("1"))
+    relative.close()
+    assert (tmp_path / "data/nested/relative.db").is_file()
+    absolute = SQLiteStore(f"sqlite:///{tmp_path}/abs/dir/absolute.db")
+    absolute.close()
+    assert (tmp_path / "abs/dir/absolute.db").is_file()
+    assert SQLiteStore("sqlite:///data/nested/relative.db").count_items() == 1
+
+
+def test_sqlite_file_is_wal_with_readable_json(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/p.db")
+    item = make_item("1", title="Минфин")
+    store.add_item(item)
+    store.close()
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        title = db.execute("SELECT data ->> '$.title' FROM items").fetchone()
+    db.close()
+    assert title == ("Минфин",)
+
+
+def test_sqlite_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "not-a-db").write_text("plain text, not SQLite")
+    with pytest.raises(StoreError, match="cannot open the SQLite store"):
+        SQLiteStore(f"sqlite:///{tmp_path}/not-a-db")
+
+
+def test_sqlite_refuses_a_file_from_a_newer_schema(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "future.db") as db:
+        db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(StoreError, match="schema 99, newer than this Presswatch knows"):
+        SQLiteStore(f"sqlite:///{tmp_path}/future.db")
+
+
+def test_sqlite_write_failure_is_a_store_error_naming_the_file(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/ro.db")
+    # Root ignores file modes, so make the connection read-only from the inside.
+    store._db.execute("PRAGMA query_only = 1")
+    with pytest.raises(StoreError, match=r"ro\.db.*readonly"):
+        store.add_item(make_item("1"))
+    store.close()
+
+
+# --- Redis only --------------------------------------------------------------------------
+@pytest.mark.redis
+def test_redis_keys_are_readable_json(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    item = make_item("1", source="akorda", lang="kk")
+    store.add_item(item)
+    store.set_validators("https://akorda.kz/ru/rss", {"etag": "x"})
+    store.add_run(make_run("r1", "akorda", "2019-11-18T08:00:00+06:00"))
+    raw = store._redis  # the test reads what an operator sees in redis-cli
+    assert json.loads(raw.get(f"pw:item:{item['id']}")) == item
+    assert raw.zscore("pw:items:by_time", item["id"]) == 1574049600.0  # 10:00 +06:00
+    assert raw.zscore("pw:source:akorda:items", item["id"]) is not None
+    assert raw.zscore("pw:lang:kk:items", item["id"]) is not None
+    assert raw.get(f"pw:hash:{item['content_hash']}") == item["id"]
+    assert json.loads(raw.get(Keys().validators("https://akorda.kz/ru/rss")))["url"] == (
+        "https://akorda.kz/ru/rss"
+    )
+    assert raw.zrange("pw:source:akorda:runs", 0, -1) == ["r1"]
+    assert set(raw.keys("*")) == {
+        f"pw:item:{item['id']}",
+        "pw:items:by_time",
+        "pw:source:akorda:items",
+        "pw:lang:kk:items",
+        f"pw:hash:{item['content_hash']}",
+        Keys().validators("https://akorda.kz/ru/rss"),
+        "pw:run:r1",
+        "pw:runs",
+        "pw:source:akorda:runs",
+    }
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_prefix_lets_two_deployments_share_a_server(redis_url: str) -> None:
+    first = RedisStore(redis_url)
+    second = open_store(f"{redis_url}?prefix=pw2:")
+    first.add_item(make_item("1"))
+    assert second.count_items() == 0
+    assert second.add_item(make_item("1")) is True
+    assert second.keys.prefix == "pw2:"
+    assert "prefix=pw2" in second.url
+    assert first._redis.exists(f"pw2:item:{make_item('1')['id']}") == 1
+    first.close()
+    second.close()
+
+
+@pytest.mark.redis
+def test_redis_password_is_never_shown(tmp_path: Path) -> None:
+    with running_redis_server(tmp_path / "auth", password=CANARY_PASSWORD) as server:
+        store = RedisStore(server.url)
+        store.add_item(make_item("1"))
+        assert CANARY_PASSWORD not in store.url
+        assert store.url == f"redis://:***@127.0.0.1:{server.port}/0"
+        store.close()
+
+        wrong = f"redis://:{CANARY_PASSWORD}-wrong@127.0.0.1:{server.port}/0"
+        with pytest.raises(StoreError) as wrong_password:
+            RedisStore(wrong)
+        missing = f"redis://127.0.0.1:{server.port}/0"
+        with pytest.raises(StoreError) as missing_password:
+            RedisStore(missing)
+    for error in (wrong_password.value, missing_password.value):
+        message = str(error)
+        assert f"127.0.0.1:{server.port}" in message
+        assert "password" in message
+        assert CANARY_PASSWORD not in message
+        assert CANARY_PASSWORD not in str(error.__cause__)
+    assert "refused the password" in str(wrong_password.value)
+    assert "asks for a password and the store URL has none" in str(missing_password.value)
+
+
+@pytest.mark.redis
+def test_redis_unreachable_is_a_clear_store_error(tmp_path: Path) -> None:
+    with running_redis_server(tmp_path / "gone") as server:
+        port = server.port
+    url = f"redis://:{CANARY_PASSWORD}@127.0.0.1:{port}/0"
+    with pytest.raises(StoreError, match=f"127.0.0.1:{port}.*redis-server running") as error:
+        RedisStore(url)
+    assert CANARY_PASSWORD not in str(error.value)
+
+
+@pytest.mark.redis
+def test_redis_warns_when_it_may_lose_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    extra = ("--appendonly", "no", "--maxmemory-policy", "allkeys-lru")
+    with (
+        running_redis_server(tmp_path / "lossy", *extra) as server,
+        caplog.at_level(logging.WARNING, logger="pipelines.store.redis"),
+    ):
+        RedisStore(server.url).close()
+    warnings = " ".join(record.getMessage() for record in caplog.records)
+    assert "appendonly=no" in warnings
+    assert "maxmemory-policy=allkeys-lru" in warnings
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:secret@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:secret@h:6379/0", "redis://user:***@h:6379/0"),
+        ("redis://h:6379/0?password=secret&prefix=pw:", "redis://h:6379/0?password=***&prefix=pw:"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("rediss://user@h:6380/1", "rediss://user@h:6380/1"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
