@@ -1,0 +1,118 @@
+"""Scrapy settings of the crawler: safety defaults first, then the spider's own wiring."""
+
+from __future__ import annotations
+
+import os
+
+BOT_NAME = "presswatch"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# ---------------------------------------------------------------------------------------
+# Safety defaults (RELIABILITY.md §4): robots, identity, limits, retries, egress, TLS.
+# ---------------------------------------------------------------------------------------
+
+# A contact URL lets a site operator reach us instead of blocking us.
+USER_AGENT = os.environ.get(
+    "PRESSWATCH_USER_AGENT", "Presswatch/0.1 (+https://github.com/presswatch/presswatch)"
+)
+
+# Scrapy's own robots middleware fails open on an unreachable robots.txt; ours fails closed.
+ROBOTSTXT_OBEY = True
+ROBOTSTXT_MAX_BYTES = 500 * 1024  # RFC 9309: parse at least the first 500 KiB
+
+DOWNLOAD_TIMEOUT = 30
+DNS_TIMEOUT = 10
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# A truncated body must never be parsed into an item.
+DOWNLOAD_FAIL_ON_DATALOSS = True
+DOWNLOAD_VERIFY_CERTIFICATES = True
+
+REDIRECT_MAX_TIMES = 5
+# Only near-immediate meta refreshes are redirects; slower ones are page furniture.
+METAREFRESH_MAXDELAY = 5
+
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+# Sentry's logging integration turns every ERROR into an event; per-source stats alert instead.
+RETRY_GIVE_UP_LOG_LEVEL = "WARNING"
+# Scrapy's list, plus browser failures (a crashed or timed-out page) from scrapy-playwright.
+RETRY_EXCEPTIONS = [
+    "scrapy.exceptions.CannotResolveHostError",
+    "scrapy.exceptions.DownloadConnectionRefusedError",
+    "scrapy.exceptions.DownloadFailedError",
+    "scrapy.exceptions.DownloadTimeoutError",
+    "scrapy.exceptions.ResponseDataLossError",
+    "twisted.internet.error.ConnectionDone",
+    "twisted.internet.error.ConnectError",
+    "twisted.internet.error.ConnectionLost",
+    "builtins.OSError",
+    "scrapy.core.downloader.handlers.http11.TunnelError",
+    "playwright.async_api.Error",
+]
+RETRY_BACKOFF_BASE = 2.0  # seconds before the first retry, doubled on each further one
+RETRY_BACKOFF_MAX = 60.0  # ceiling of one exponential backoff delay
+RETRY_AFTER_MAX = 300.0  # a longer Retry-After defers the host to the next run
+
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+# Also AutoThrottle's floor. Scrapy 2.19 under asyncio enforces the per-domain limit only
+# when the delay is non-zero: with 0 a slot releases its whole queue at once.
+DOWNLOAD_DELAY = 0.5
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+
+# Only the web: no local files, inline data, FTP or S3 fetches.
+DOWNLOAD_HANDLERS = {"file": None, "data": None, "ftp": None, "s3": None}
+# Every resolved address is checked against the egress policy before we connect.
+TWISTED_DNS_RESOLVER = "crawler.egress.EgressFilteringResolver"
+EGRESS_ENABLED = True
+EGRESS_ALLOW_NETS: list[str] = []  # CIDRs let through despite being private (tests, demo)
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.egress.EgressMiddleware": 40,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.robots.FailClosedRobotsTxtMiddleware": 100,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.retry.BackoffRetryMiddleware": 550,
+}
+
+# Both open a local control channel into the crawl process; nothing here needs them.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+# A crawl of one source that runs past an hour or 1 GiB is stuck or leaking.
+CLOSESPIDER_TIMEOUT = 3600
+MEMUSAGE_ENABLED = True
+MEMUSAGE_LIMIT_MB = 1024
+MEMUSAGE_WARNING_MB = 768
+
+# ---------------------------------------------------------------------------------------
+# Spider, pipelines and incremental crawling (owned by the spider's engineer).
+# ---------------------------------------------------------------------------------------
+
+ITEM_PIPELINES = {
+    "pipelines.clean.CleanPipeline": 100,
+    "pipelines.dedup.DedupPipeline": 200,
+    "pipelines.storing.StorePipeline": 900,
+}
+# Before robots (100): a stored article is skipped without asking anything of the site.
+DOWNLOADER_MIDDLEWARES = {
+    **DOWNLOADER_MIDDLEWARES,
+    "pipelines.incremental.IncrementalMiddleware": 50,
+}
+
+# The store every component of a crawl writes to; crawler.run passes its own.
+PRESSWATCH_STORE = os.environ.get("PRESSWATCH_STORE", "sqlite:///presswatch.db")
+# sources.yaml to read `-a source=NAME` from; empty means the bundled crawler/sources.yaml.
+PRESSWATCH_SOURCES = os.environ.get("PRESSWATCH_SOURCES", "")
+# Extraction processes beside the reactor; 0 means one per usable CPU.
+PRESSWATCH_PARSE_WORKERS = 0
+
+CLEAN_ENABLED = True
+DEDUP_ENABLED = True
+STORE_ENABLED = True
+INCREMENTAL_ENABLED = True
