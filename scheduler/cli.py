@@ -152,10 +152,14 @@ def crawl(
 def demo(store: StoreOption = None) -> None:
     """Serve a bundled replay of real news on 127.0.0.1, crawl it and show what was collected."""
     from pipelines.store import store_url_from_env
-    from scheduler.demo import run_demo
+    from scheduler.demo import DemoError, run_demo
 
-    with refusing_bad_input():
-        run_demo(store or store_url_from_env(), console)
+    try:
+        with refusing_bad_input():
+            run_demo(store or store_url_from_env(), console)
+    except DemoError as exc:
+        errors.print(f"[red]demo failed:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _item_query(**filters: Any) -> Any:

@@ -1,0 +1,305 @@
+"""`presswatch demo`: serve the bundled corpus of real news on 127.0.0.1, crawl it, show the result.
+
+The corpus (``scheduler/demo_corpus/``) is a day of Kazakh and Russian news with the stories
+the portals share, plus one Prime Minister's press release and its copies; its README says
+where every document came from. Loading, serving and crawling are separate steps so that
+later parts of the demo (stories, alerts, the dashboard) can reuse the first ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from rich.table import Table
+
+from crawler.config import load_sources, load_yaml_model
+from pipelines.store import ItemQuery, open_store
+from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crawler.config import Source
+
+log = logging.getLogger(__name__)
+
+CORPUS_DIR = Path(__file__).with_name("demo_corpus")
+PORTALS_FILE = CORPUS_DIR / "portals.yaml"
+ARTICLES_FILE = CORPUS_DIR / "articles.jsonl.gz"
+STORIES_FILE = CORPUS_DIR / "stories.json"
+
+# What the demo crawl may do that a real crawl may not: reach loopback, and go fast
+# (the replay server is ours, so politeness delays would only slow the demo down).
+DEMO_CRAWL_SETTINGS: dict[str, Any] = {
+    "EGRESS_ALLOW_NETS": ["127.0.0.0/8"],
+    "AUTOTHROTTLE_ENABLED": False,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
+    # one extraction worker per source: the demo runs 15 crawlers in one process, and a
+    # pool per crawler sized to the CPUs would start dozens of workers on a small machine
+    "PRESSWATCH_PARSE_WORKERS": 1,
+    "RETRY_BACKOFF_BASE": 0.1,
+    "DOWNLOAD_TIMEOUT": 10,
+    "CLOSESPIDER_TIMEOUT": 50,
+}
+CRAWL_TIMEOUT = 120  # seconds; the crawl itself stops at CLOSESPIDER_TIMEOUT
+SHOWCASE_TERM = "Байконур"  # what the alerts part of the demo will watch
+TITLE_WIDTH = 60  # characters of the newest title shown per source, one line in most terminals
+
+
+class DemoError(RuntimeError):
+    """The demo could not run to the end; the message says which step failed and why."""
+
+
+class DemoPortal(BaseModel):
+    """One portal of the demo: a source's identity plus the discovery path the demo uses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    title: str
+    kind: Literal["official", "agency", "media"]
+    domains: list[str] = Field(min_length=1)
+    languages: list[Literal["ru", "kk", "en"]] = Field(default_factory=lambda: ["ru"])
+    timezone: str = "Asia/Almaty"
+    aliases: list[str] = Field(default_factory=list)
+    discovery: Literal["rss", "atom", "sitemap", "listing"]
+    constructed: bool = False  # invented for the demo, not a real outlet
+
+    def owns(self, host: str) -> bool:
+        host = host.lower()
+        return any(host == d or host.endswith("." + d) for d in self.domains)
+
+
+class DemoPortalsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    portals: list[DemoPortal]
+
+
+@dataclass
+class DemoResult:
+    """What one demo run did: per-source crawl stats and how many items each source has."""
+
+    store_url: str
+    stats: dict[str, dict[str, Any]]
+    items: dict[str, int]
+    seconds: float
+    showcase: list[dict[str, Any]]  # items that mention SHOWCASE_TERM, newest first
+
+    @property
+    def total_items(self) -> int:
+        return sum(self.items.values())
+
+
+# --- the corpus ---------------------------------------------------------------------------
+
+
+@cache
+def load_portals(path: Path = PORTALS_FILE) -> tuple[DemoPortal, ...]:
+    return tuple(load_yaml_model(path, DemoPortalsFile).portals)
+
+
+def load_articles(path: Path = ARTICLES_FILE) -> list[dict[str, Any]]:
+    """The corpus articles as stored: one dict per article (see the corpus README)."""
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def load_stories(path: Path = STORIES_FILE) -> dict[str, dict[str, Any]]:
+    """Verified story groups: ``{story id: {"note": ..., "members": [article ids]}}``."""
+    return json.loads(path.read_text(encoding="utf-8"))["stories"]
+
+
+def replay_article(article: dict[str, Any], portal: DemoPortal) -> ReplayArticle:
+    """The replay page of a corpus article; only links that leave the portal are kept, since
+    the replay server shows them as the article's sources."""
+    outbound = [u for u in article["links"] if not portal.owns(urlsplit(u).hostname or "")]
+    return ReplayArticle(
+        slug=article["slug"],
+        title=article["title"],
+        text="\n\n".join(article["paragraphs"]),
+        published_at=article["published_at"],
+        lang=article["lang"],
+        lead=article["lead"],
+        authors=list(article["authors"]),
+        links=outbound,
+        section=article["section"],
+    )
+
+
+def load_corpus() -> list[ReplayPortal]:
+    """Every demo portal with its articles, ready for a `ReplayServer`."""
+    by_portal: dict[str, list[dict[str, Any]]] = {}
+    for article in load_articles():
+        by_portal.setdefault(article["portal"], []).append(article)
+    portals = []
+    for spec in load_portals():
+        articles = [replay_article(a, spec) for a in by_portal.pop(spec.name, [])]
+        feed = spec.discovery if spec.discovery in ("rss", "atom") else None
+        portals.append(ReplayPortal(name=spec.name, title=spec.title, articles=articles, feed=feed))
+    if by_portal:
+        msg = f"{ARTICLES_FILE}: portals missing from {PORTALS_FILE}: {sorted(by_portal)}"
+        raise ValueError(msg)
+    return portals
+
+
+# --- sources ------------------------------------------------------------------------------
+
+_DISCOVERY_KEY = {"rss": "feeds", "atom": "feeds", "sitemap": "sitemaps", "listing": "listings"}
+
+
+def demo_sources(server: ReplayServer) -> list[dict[str, Any]]:
+    """A sources.yaml entry per demo portal: the portal's real identity (kind, domains,
+    aliases) and one way into the local replay of it."""
+    entries = []
+    for spec in load_portals():
+        served = server.source_config(spec.name)
+        key = _DISCOVERY_KEY[spec.discovery]
+        entries.append(
+            {
+                **served,
+                "title": spec.title,
+                "kind": spec.kind,
+                # the real domains, as attribution links name them; the spider accepts the
+                # replay's own host because the discovery URLs are on it
+                "domains": list(spec.domains),
+                "languages": list(spec.languages),
+                "timezone": spec.timezone,
+                "aliases": list(spec.aliases),
+                "discovery": {key: served["discovery"][key]},
+            }
+        )
+    return entries
+
+
+def write_sources_file(entries: list[dict[str, Any]], path: Path) -> list[Source]:
+    """Write `entries` as a sources.yaml and read it back through the real validation."""
+    path.write_text(
+        yaml.safe_dump({"sources": entries}, allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
+    return load_sources(path)
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+@contextmanager
+def serving(portals: list[ReplayPortal]) -> Iterator[tuple[ReplayServer, list[Source], Path]]:
+    """Serve `portals` and yield the server, its sources and their sources.yaml path."""
+    with (
+        ReplayServer(portals) as server,
+        tempfile.TemporaryDirectory(prefix="presswatch-demo-") as tmp,
+    ):
+        path = Path(tmp) / "sources.yaml"
+        yield server, write_sources_file(demo_sources(server), path), path
+
+
+def crawl_command(sources_file: Path, store_url: str, names: list[str]) -> list[str]:
+    """`python -m crawler.run` over the demo sources, with the demo's settings."""
+    command = [sys.executable, "-m", "crawler.run", "--sources", str(sources_file)]
+    command += ["--store", store_url]
+    for name, value in {**DEMO_CRAWL_SETTINGS, "LOG_LEVEL": "WARNING"}.items():
+        command += ["--set", f"{name}={json.dumps(value)}"]
+    return [*command, *names]
+
+
+def run_demo(store_url: str, console: Console) -> DemoResult:
+    """Crawl the replayed corpus into `store_url` and print what each source gave.
+
+    The crawl runs in a child process (``crawler.run``): a Twisted reactor cannot start
+    twice in one process, and the caller (a test, a long-lived CLI session) may need to
+    run the demo again.
+    """
+    started = time.monotonic()
+    portals = load_corpus()
+    with serving(portals) as (_server, sources, path):
+        console.print(
+            f"Serving {sum(len(p.articles) for p in portals)} articles of {len(portals)} "
+            "portals on 127.0.0.1 and crawling them ..."
+        )
+        command = crawl_command(path, store_url, [s.name for s in sources])
+        log.debug("demo crawl: %s", command)
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=CRAWL_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired:
+            msg = f"the demo crawl did not end within {CRAWL_TIMEOUT} s and was stopped"
+            raise DemoError(msg) from None
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.splitlines()[-15:])
+        msg = f"the demo crawl failed (exit {done.returncode}); its last log lines:\n{tail}"
+        raise DemoError(msg)
+    stats = json.loads(done.stdout)
+    store = open_store(store_url)
+    try:
+        items = {s.name: store.count_items(s.name) for s in sources}
+        newest = {s.name: store.items(ItemQuery(source=s.name, limit=1)) for s in sources}
+        showcase = store.items(ItemQuery(text=SHOWCASE_TERM, limit=10))
+    finally:
+        store.close()
+    result = DemoResult(store_url, stats, items, time.monotonic() - started, showcase)
+    console.print(summary_table(sources, result, newest))
+    console.print(showcase_table(result.showcase))
+    console.print(
+        f"{result.total_items} items in {store_url} after {result.seconds:.1f} s. "
+        "Next: presswatch items, presswatch show ID."
+    )
+    return result
+
+
+def summary_table(
+    sources: list[Source], result: DemoResult, newest: dict[str, list[dict[str, Any]]]
+) -> Table:
+    table = Table(title="Collected per source")
+    # the short columns keep their width, so a narrow terminal wraps the titles instead
+    table.add_column("source", no_wrap=True, min_width=max(len(s.name) for s in sources))
+    table.add_column("kind", no_wrap=True, min_width=8)
+    table.add_column("discovery", no_wrap=True, min_width=9)
+    table.add_column("new", no_wrap=True, justify="right")
+    table.add_column("items", no_wrap=True, justify="right")
+    table.add_column("newest title")
+    for source in sources:
+        way = next(k for k in ("feeds", "sitemaps", "listings") if getattr(source.discovery, k))
+        latest = newest.get(source.name) or [{}]
+        table.add_row(
+            source.name,
+            source.kind,
+            way,
+            str(result.stats.get(source.name, {}).get("store/new", 0)),
+            str(result.items.get(source.name, 0)),
+            textwrap.shorten(latest[0].get("title", "—"), TITLE_WIDTH, placeholder=" …"),
+        )
+    return table
+
+
+def showcase_table(items: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"Items that mention «{SHOWCASE_TERM}»")
+    table.add_column("published", no_wrap=True, min_width=16)
+    table.add_column(
+        "source", no_wrap=True, min_width=max((len(i["source"]) for i in items), default=6)
+    )
+    table.add_column("title")
+    for item in items:
+        published = item.get("published_at")
+        when = f"{datetime.fromisoformat(published):%Y-%m-%d %H:%M}" if published else "?"
+        table.add_row(when, item["source"], item["title"])
+    return table
