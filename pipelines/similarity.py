@@ -1,0 +1,245 @@
+"""Whether two articles carry the same news: MinHash signatures, LSH band keys, `same_story`.
+
+Two tiers decide whether two articles carry the same piece of news (`same_story`):
+
+1. **Near duplicate** (a syndicated copy, trimmed, re-headlined, with a new lead or
+   another ending): word shingles of ``SHINGLE_SIZE`` = 3 normalised tokens; the pair
+   joins when the exact Jaccard is at least ``DUPLICATE_JACCARD`` = 0.5, or when the
+   containment of the smaller text in the larger is at least ``DUPLICATE_CONTAINMENT``
+   = 0.6 and the smaller has at least ``MIN_CONTAINED_SHINGLES`` = 20 shingles (a trimmed
+   copy keeps most of its shingles; a short template text does not count). A copy of a
+   press release keeps long runs of words; two independent write-ups of one event share
+   few 3-grams (median containment 0.10 on same_story OK pairs, 0.01 on BAD ones).
+2. **Same event** (different write-ups of one event): cosine of content-word stems
+   (snowball ru/en, words of 4+ letters and all numbers, log term frequency) over the
+   whole text and over title + first ``LEAD_CHARS`` characters; the larger one must reach
+   ``EVENT_COSINE`` = 0.35, and then two vetoes apply. Titles that both carry numbers and
+   share none ("Прогноз погоды на 8 ноября" / "... на 16 ноября", "11-я смерть" / "12-й
+   пациент") are another day, count or edition. And the names must agree: the
+   spelling-folded name and number keys of `pipelines.twins.fingerprint` must share at
+   least ``NAMES_SHARED`` = 2 keys and ``NAMES_CONTAINMENT`` = 0.4 of the smaller set, or
+   ``NAMES_ENOUGH`` = 10 keys whatever the share (long reports full of figures). "Погода
+   в Бресте" / "Погода в Гомеле" share every word but the city.
+
+Figures that chose them (tests/bench/bench_stories.py on /work/shared/data/same_story,
+250 labelled pairs, OK = same event): tier 1 accepted 22 pairs, all OK. The whole
+decision gives P 0.79 R 0.85 F1 0.815 (ru P 0.79 R 0.82, en P 0.78 R 1.0). The bench
+sweeps cosine 0.30-0.60 with each veto on and off: with neither, the best point is F1 0.81
+at P 0.73 (cosine 0.40); the names gate adds 2-10 points of precision at every threshold;
+the number veto adds 1-2 points of precision for 3-5 of recall, kept because a false join
+(two events merged, one alert for both) costs more than a missed one. The highest F1 seen
+is 0.84 (cosine 0.30, names gate only, P 0.76); precision passes 0.85 only at cosine 0.60
+with recall 0.39. Lexical similarity cannot reliably tell "another meeting of the same
+minister the same day" from "the same meeting told by another outlet": the acceptance bar
+of F1 0.90 at precision 0.95 is NOT reached (the best systems on this task use sentence
+encoders); the bench prints the measured figures rather than a promise.
+
+MinHash comes from rensa (`RMinHash`: 0.02-0.05 ms to sign a document, 0.2-0.5 ms with
+normalising and shingling; datasketch's bulk API is about 10 times slower on the same
+shingles) with a fixed permutation count and seed, so signatures computed in different processes and
+stored in SQLite or Redis stay comparable. `band_keys` turns a signature into ``BANDS``
+strings an LSH table indexes. 64 bands of 2 rows make a pair a candidate with probability
+0.93 at Jaccard 0.2 and 0.998 at 0.3: a trimmed copy accepted by containment can have a
+low Jaccard (the lowest tier-1 pair seen: 0.16). On the 101 pairs tier 1 accepts in
+same_story and the news day's overlapping pairs, 64x2 made all 101 candidates, 32x2 made
+99 and 32x4 only 79; on the 618 articles of the news day 64x2 yields 212 candidate pairs of
+190,653, which the exact re-check settles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+import snowballstemmer
+from rensa import RMinHash
+
+from pipelines.twins import fingerprint as name_fingerprint
+
+NUM_PERM = 128
+MINHASH_SEED = 20191118
+SHINGLE_SIZE = 3
+BANDS = 64
+ROWS = 2
+
+DUPLICATE_JACCARD = 0.5
+DUPLICATE_CONTAINMENT = 0.6
+MIN_CONTAINED_SHINGLES = 20
+EVENT_COSINE = 0.35
+NAMES_CONTAINMENT = 0.4
+NAMES_SHARED = 2
+NAMES_ENOUGH = 10
+LEAD_CHARS = 500
+MIN_CONTENT_WORD = 4
+
+# Numbers stay whole ("5,5", "24.07.1987") because a changed figure is a changed fact.
+TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W\d_]+(?:[-'][^\W\d_]+)*")
+CYRILLIC = re.compile(r"[а-я]")
+NUMBER = re.compile(r"\d+")
+
+
+class Article(Protocol):
+    """What the similarity needs of an item; `crawler.items.PressItem` has it."""
+
+    title: str
+    text: str
+
+
+def normalize_for_shingles(text: str) -> list[str]:
+    """Tokens of `text`: NFKC, case folded, ё→е, punctuation dropped, numbers kept whole."""
+    folded = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+    return TOKEN.findall(folded)
+
+
+def shingles(tokens: list[str], k: int = SHINGLE_SIZE) -> set[str]:
+    """The set of `k`-word shingles; a text shorter than `k` words is one shingle."""
+    if len(tokens) < k:
+        return {" ".join(tokens)} if tokens else set()
+    return {" ".join(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
+
+
+def article_shingles(article: Article) -> set[str]:
+    """The shingles `article_signature` is computed from, for the exact re-check."""
+    return shingles(normalize_for_shingles(f"{article.title}\n{article.text}"))
+
+
+def signature(text: str) -> list[int]:
+    """MinHash signature of `text` (``NUM_PERM`` unsigned 32-bit ints, JSON-storable)."""
+    minhash = RMinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
+    minhash.update(sorted(shingles(normalize_for_shingles(text))))
+    return list(minhash.digest())
+
+
+def article_signature(article: Article) -> list[int]:
+    """The signature the store indexes for an item: over its title and text."""
+    return signature(f"{article.title}\n{article.text}")
+
+
+def band_keys(sig: list[int], bands: int = BANDS, rows: int = ROWS) -> list[str]:
+    """LSH keys of a signature: ``"<band>:<hash of its rows>"``, stable across processes."""
+    if bands * rows > len(sig):
+        message = f"{bands} bands x {rows} rows need {bands * rows} values, not {len(sig)}"
+        raise ValueError(message)
+    keys = []
+    for band in range(bands):
+        chunk = sig[band * rows : (band + 1) * rows]
+        raw = b"".join(value.to_bytes(4, "little") for value in chunk)
+        keys.append(f"{band:02d}:{hashlib.blake2b(raw, digest_size=8).hexdigest()}")
+    return keys
+
+
+def estimated_similarity(sig_a: list[int], sig_b: list[int]) -> float:
+    """Jaccard estimated from two signatures: the share of equal positions."""
+    if len(sig_a) != len(sig_b) or not sig_a:
+        message = f"signatures of different lengths ({len(sig_a)}, {len(sig_b)}) cannot be compared"
+        raise ValueError(message)
+    return sum(a == b for a, b in zip(sig_a, sig_b, strict=True)) / len(sig_a)
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def containment(a: set[str], b: set[str]) -> float:
+    """How much of the smaller set lies in the larger one."""
+    smaller = min(len(a), len(b))
+    return len(a & b) / smaller if smaller else 0.0
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    language = "russian" if CYRILLIC.search(word) else "english"
+    return _stemmer(language).stemWord(word)
+
+
+@lru_cache(maxsize=4)
+def _stemmer(language: str) -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer(language)
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the words that carry content: 4+ letters, and every number."""
+    return [
+        token if token[0].isdigit() else _stem(token)
+        for token in normalize_for_shingles(text)
+        if token[0].isdigit() or len(token) >= MIN_CONTENT_WORD
+    ]
+
+
+def cosine(a: list[str], b: list[str]) -> float:
+    """Cosine of log-term-frequency vectors of two token lists."""
+    va = {t: 1 + math.log(n) for t, n in Counter(a).items()}
+    vb = {t: 1 + math.log(n) for t, n in Counter(b).items()}
+    norm = math.sqrt(sum(x * x for x in va.values())) * math.sqrt(sum(x * x for x in vb.values()))
+    if not norm:
+        return 0.0
+    return sum(x * vb.get(t, 0.0) for t, x in va.items()) / norm
+
+
+def names_agree(shared: int, smaller: int) -> bool:
+    """Enough of the smaller name set is shared, or so many names that the share is moot."""
+    if shared < NAMES_SHARED:
+        return False
+    return shared >= NAMES_ENOUGH or shared / smaller >= NAMES_CONTAINMENT
+
+
+def titles_disagree_on_numbers(title_a: str, title_b: str) -> bool:
+    """Both titles carry numbers and share none: usually another day, count or edition."""
+    numbers_a, numbers_b = set(NUMBER.findall(title_a)), set(NUMBER.findall(title_b))
+    return bool(numbers_a and numbers_b and not numbers_a & numbers_b)
+
+
+@dataclass(frozen=True)
+class StoryMatch:
+    """The story decision for a pair, with the figures it rests on."""
+
+    same: bool
+    reason: str  # near_duplicate, same_event, numbers_differ, names_differ or different
+    jaccard: float
+    containment: float
+    event_cosine: float
+    names_shared: int = 0
+    names_containment: float = 0.0
+
+    @property
+    def score(self) -> float:
+        """One number in [0, 1] for ranking candidates: the strongest signal."""
+        return max(self.jaccard, self.containment, self.event_cosine)
+
+    def __bool__(self) -> bool:
+        return self.same
+
+
+def same_story(a: Article, b: Article) -> StoryMatch:
+    """Whether `a` and `b` carry the same piece of news (see the module docstring)."""
+    shingles_a, shingles_b = article_shingles(a), article_shingles(b)
+    exact = jaccard(shingles_a, shingles_b)
+    contained = containment(shingles_a, shingles_b)
+    full = cosine(content_stems(f"{a.title}\n{a.text}"), content_stems(f"{b.title}\n{b.text}"))
+    lead = cosine(
+        content_stems(f"{a.title}\n{a.text[:LEAD_CHARS]}"),
+        content_stems(f"{b.title}\n{b.text[:LEAD_CHARS]}"),
+    )
+    event = max(full, lead)
+    figures = {"jaccard": exact, "containment": contained, "event_cosine": event}
+    enough_to_contain = min(len(shingles_a), len(shingles_b)) >= MIN_CONTAINED_SHINGLES
+    if exact >= DUPLICATE_JACCARD or (contained >= DUPLICATE_CONTAINMENT and enough_to_contain):
+        return StoryMatch(same=True, reason="near_duplicate", **figures)
+    if event < EVENT_COSINE:
+        return StoryMatch(same=False, reason="different", **figures)
+    names_a, names_b = name_fingerprint(a.title, a.text), name_fingerprint(b.title, b.text)
+    shared = len(names_a & names_b)
+    smaller = min(len(names_a), len(names_b))
+    names = {"names_shared": shared, "names_containment": shared / smaller if smaller else 0.0}
+    if titles_disagree_on_numbers(a.title, b.title):
+        return StoryMatch(same=False, reason="numbers_differ", **figures, **names)
+    if not names_agree(shared, smaller):
+        return StoryMatch(same=False, reason="names_differ", **figures, **names)
+    return StoryMatch(same=True, reason="same_event", **figures, **names)
