@@ -116,3 +116,7 @@ CLEAN_ENABLED = True
 DEDUP_ENABLED = True
 STORE_ENABLED = True
 INCREMENTAL_ENABLED = True
+
+# Scrapy starts this many tasks for every callback's output, whatever its size; an article
+# yields one item and a feed a few hundred requests, so 100 only costs reactor time.
+CONCURRENT_ITEMS = 8

@@ -1,0 +1,94 @@
+"""Drop an item already seen: the same canonical URL, or the same text under another URL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from scrapy.exceptions import DropItem, NotConfigured
+
+from crawler.items import content_hash, item_id
+from pipelines.storing import crawler_store, item_dict
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from pipelines.store import Store
+
+Verdict = Literal["new", "url", "text"]
+
+
+@dataclass
+class SeenInRun:
+    """Ids and text hashes of the items that passed in this run."""
+
+    ids: set[str] = field(default_factory=set)
+    hashes: dict[str, str] = field(default_factory=dict)  # content hash -> item id
+
+
+def _keys(item: dict[str, Any]) -> tuple[str, str, bool]:
+    this_id = item.get("id") or item_id(item["url"])
+    text = item.get("text") or ""
+    # an empty text says nothing about sameness
+    return this_id, item.get("content_hash") or content_hash(text), bool(text.strip())
+
+
+def seen_before(item: dict[str, Any], seen: SeenInRun) -> Verdict:
+    """Whether `item` repeats one that passed in this run; a new one is recorded."""
+    this_id, text_hash, has_text = _keys(item)
+    if this_id in seen.ids:
+        return "url"
+    same_text = seen.hashes.get(text_hash) if has_text else None
+    if same_text is not None and same_text != this_id:
+        return "text"
+    seen.ids.add(this_id)
+    if has_text:
+        seen.hashes.setdefault(text_hash, this_id)
+    return "new"
+
+
+def stored_before(item: dict[str, Any], store: Store) -> Verdict:
+    """Whether `item` repeats a stored one: its id, or its text under another id."""
+    this_id, text_hash, has_text = _keys(item)
+    if store.known_ids([this_id]):
+        return "url"
+    same_text = store.id_for_content_hash(text_hash) if has_text else None
+    if same_text is not None and same_text != this_id:
+        return "text"
+    return "new"
+
+
+class DedupPipeline:
+    """Drop items whose URL or text was seen in this run or is in the store.
+
+    Settings: ``DEDUP_ENABLED`` (True), ``DEDUP_USE_STORE`` (True: also compare with the
+    stored items). Stats: ``dedup/url``, ``dedup/text``, ``dedup/passed``.
+    """
+
+    def __init__(self, crawler: Crawler, store: Store | None) -> None:
+        self.crawler = crawler
+        self.store = store
+        self.seen = SeenInRun()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DedupPipeline:
+        if not crawler.settings.getbool("DEDUP_ENABLED", True):
+            raise NotConfigured("DEDUP_ENABLED is off")
+        use_store = crawler.settings.getbool("DEDUP_USE_STORE", True)
+        return cls(crawler, crawler_store(crawler) if use_store else None)
+
+    async def process_item(self, item: Any) -> Any:
+        assert self.crawler.stats is not None
+        fields = item_dict(item)
+        # The run's own memory first, on the reactor thread, so that two copies in flight
+        # at once cannot both pass; then the store, in a thread (see StorePipeline).
+        verdict = seen_before(fields, self.seen)
+        if verdict == "new" and self.store is not None:
+            verdict = await asyncio.to_thread(stored_before, fields, self.store)
+        if verdict == "new":
+            self.crawler.stats.inc_value("dedup/passed")
+            return item
+        self.crawler.stats.inc_value(f"dedup/{verdict}")
+        reason = "same URL" if verdict == "url" else "same text as another URL"
+        raise DropItem(f"duplicate ({reason}): {fields.get('url')}", log_level="INFO")

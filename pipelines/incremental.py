@@ -1,0 +1,154 @@
+"""Incremental crawling: skip stored articles, and ask for feeds only when they changed.
+
+A downloader middleware. Article requests (meta ``presswatch_kind="article"``) whose item is
+already stored are ignored before anything is fetched; the spider attaches the ids of every
+link a feed or listing gave (``presswatch_batch``), so the store is asked once per feed,
+not once per link. Feed, sitemap and listing requests carry the ETag and Last-Modified
+seen last time; a 304 answer ends there.
+
+New validators are saved only when the crawl finishes cleanly with no failed article:
+saved earlier, a crash or a failed fetch would leave the next run a 304 over articles it
+never got.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+
+from crawler.items import item_id
+from crawler.urls import canonical_url
+from pipelines.storing import crawler_store
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Request, Response
+
+    from pipelines.store import Store
+
+logger = logging.getLogger(__name__)
+
+DISCOVERY_KINDS = frozenset({"feed", "sitemap", "listing"})
+
+
+class KnownItems:
+    """Answers "is this item stored?" from the store, one batch of ids per round trip."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.checked: set[str] = set()
+        self.known: set[str] = set()
+        self.lookups = 0
+
+    def is_known(self, this_id: str, batch: Iterable[str] = ()) -> bool:
+        if this_id not in self.checked:
+            wanted = {this_id, *batch} - self.checked
+            self.known |= self.store.known_ids(wanted)
+            self.checked |= wanted
+            self.lookups += 1
+        return this_id in self.known
+
+
+def response_validators(headers: dict[str, str | None]) -> dict[str, str]:
+    """The ``etag``/``last_modified`` pair of a response, without absent ones."""
+    pairs = {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
+    return {key: value for key, value in pairs.items() if value}
+
+
+def conditional_headers(validators: dict[str, str]) -> dict[str, str]:
+    headers = {}
+    if validators.get("etag"):
+        headers["If-None-Match"] = validators["etag"]
+    if validators.get("last_modified"):
+        headers["If-Modified-Since"] = validators["last_modified"]
+    return headers
+
+
+class IncrementalMiddleware:
+    """Skip stored articles; send conditional requests for feeds, sitemaps and listings.
+
+    Settings: ``INCREMENTAL_ENABLED`` (True), ``INCREMENTAL_SKIP_KNOWN`` (True),
+    ``INCREMENTAL_CONDITIONAL`` (True). Stats: ``incremental/skipped``,
+    ``incremental/lookups``, ``incremental/conditional``, ``incremental/not_modified``,
+    ``incremental/validators_saved``.
+    """
+
+    def __init__(self, crawler: Crawler, store: Store) -> None:
+        self.crawler = crawler
+        self.store = store
+        self.skip_known = crawler.settings.getbool("INCREMENTAL_SKIP_KNOWN", True)
+        self.conditional = crawler.settings.getbool("INCREMENTAL_CONDITIONAL", True)
+        self.known = KnownItems(store)
+        self.pending_validators: dict[str, dict[str, str]] = {}
+        self.failed_articles = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> IncrementalMiddleware:
+        if not crawler.settings.getbool("INCREMENTAL_ENABLED", True):
+            raise NotConfigured("INCREMENTAL_ENABLED is off")
+        middleware = cls(crawler, crawler_store(crawler))
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        return middleware
+
+    def _inc(self, key: str) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(key)
+
+    def process_request(self, request: Request) -> None:
+        kind = request.meta.get("presswatch_kind")
+        if kind == "article" and self.skip_known:
+            this_id = request.meta.get("presswatch_item_id") or item_id(canonical_url(request.url))
+            lookups = self.known.lookups
+            known = self.known.is_known(this_id, request.meta.get("presswatch_batch", ()))
+            if self.known.lookups != lookups:
+                self._inc("incremental/lookups")
+            if known:
+                self._inc("incremental/skipped")
+                raise IgnoreRequest(f"already stored: {request.url}")
+        elif kind in DISCOVERY_KINDS and self.conditional:
+            headers = conditional_headers(self.store.get_validators(request.url))
+            for name, value in headers.items():
+                request.headers.setdefault(name, value)
+            if headers:
+                self._inc("incremental/conditional")
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        kind = request.meta.get("presswatch_kind")
+        if kind == "article" and response.status >= 400:
+            self.failed_articles += 1
+        if kind not in DISCOVERY_KINDS or not self.conditional:
+            return response
+        if response.status == 304:
+            self._inc("incremental/not_modified")
+            raise IgnoreRequest(f"not modified since the last crawl: {request.url}")
+        if 200 <= response.status < 300:
+            headers = {
+                name: response.headers.get(name, b"").decode("latin-1") or None
+                for name in ("ETag", "Last-Modified")
+            }
+            if validators := response_validators(headers):
+                self.pending_validators[request.url] = validators
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if request.meta.get("presswatch_kind") == "article" and not isinstance(
+            exception, IgnoreRequest
+        ):
+            self.failed_articles += 1
+
+    def spider_closed(self, reason: str) -> None:
+        if reason != "finished" or self.failed_articles:
+            logger.info(
+                "feed validators not saved (close reason %s, %d failed articles): the next "
+                "run fetches the feeds in full",
+                reason,
+                self.failed_articles,
+            )
+            return
+        for url, validators in self.pending_validators.items():
+            self.store.set_validators(url, validators)
+            self._inc("incremental/validators_saved")
