@@ -53,5 +53,5 @@ class PressItem:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PressItem:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,7 +1,7 @@
 """Run the portal spider over some sources in one process and return each source's stats.
 
-A Twisted reactor runs once per process, so `crawl` is called once per process: the CLI
-and the scheduler run it in a subprocess, e.g.
+A Twisted reactor runs once per process, so `crawl` is called once per process: the CLI,
+the demo and the scheduler run it in a child process through `crawl_in_subprocess`, i.e.
 
     python -m crawler.run --sources sources.yaml --store sqlite:///pw.db tengrinews zakon
 """
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
@@ -63,6 +65,50 @@ def crawl(
         assert crawler.stats is not None
         stats[name] = json_safe(crawler.stats.get_stats())
     return stats
+
+
+class CrawlFailed(RuntimeError):
+    """A crawl process failed or overran its time limit; the message says how."""
+
+
+def crawl_command(
+    names: list[str],
+    store_url: str,
+    *,
+    sources_file: Path | None = None,
+    settings: dict[str, Any] | None = None,
+) -> list[str]:
+    """The command line of a crawl process (`python -m crawler.run ...`)."""
+    command = [sys.executable, "-m", "crawler.run", "--store", store_url]
+    if sources_file:
+        command += ["--sources", str(sources_file)]
+    for name, value in (settings or {}).items():
+        command += ["--set", f"{name}={json.dumps(value)}"]
+    return [*command, *names]
+
+
+def crawl_in_subprocess(
+    names: list[str],
+    store_url: str,
+    *,
+    sources_file: Path | None = None,
+    settings: dict[str, Any] | None = None,
+    timeout: float = 3600,
+) -> dict[str, dict[str, Any]]:
+    """Run `crawl` in a child process (killed after `timeout` s) and return its stats."""
+    command = crawl_command(names, store_url, sources_file=sources_file, settings=settings)
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        msg = f"the crawl did not end within {timeout:g} s and was stopped"
+        raise CrawlFailed(msg) from None
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.splitlines()[-15:])
+        msg = f"the crawl failed (exit {done.returncode}); its last log lines:\n{tail}"
+        raise CrawlFailed(msg)
+    return json.loads(done.stdout)
 
 
 def _setting(text: str) -> tuple[str, Any]:

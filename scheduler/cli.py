@@ -122,12 +122,14 @@ def _print_crawl_summary(stats: dict[str, dict[str, Any]]) -> None:
 
 @app.command()
 def crawl(
-    names: Annotated[list[str] | None, typer.Argument(help="sources to crawl (default: all)")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="sources to crawl (default: all)")
+    ] = None,
     store: StoreOption = None,
     sources_file: SourcesOption = None,
 ) -> None:
     """Crawl sources once into the store."""
-    from crawler.run import crawl as run_crawl
+    from crawler.run import CrawlFailed, crawl_in_subprocess
     from pipelines.store import store_url_from_env
 
     configured = _sources(sources_file)
@@ -137,14 +139,20 @@ def crawl(
     browser = [s.name for s in chosen if s.render == "browser"]
     if browser:
         errors.print(
-            f"[yellow]skipped (browser rendering is not available yet):[/yellow] {', '.join(browser)}"
+            "[yellow]skipped (browser rendering is not available yet):[/yellow] "
+            + ", ".join(browser)
         )
         chosen = [s for s in chosen if s.render != "browser"]
     if not chosen:
         errors.print("nothing to crawl")
         raise typer.Exit(1)
-    settings = {"PRESSWATCH_SOURCES": str(sources_file)} if sources_file else {}
-    stats = run_crawl(chosen, store or store_url_from_env(), settings=settings)
+    try:
+        stats = crawl_in_subprocess(
+            [s.name for s in chosen], store or store_url_from_env(), sources_file=sources_file
+        )
+    except CrawlFailed as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
     _print_crawl_summary(stats)
 
 
@@ -229,7 +237,9 @@ def show(item_id: str, store: StoreOption = None, as_json: JsonOption = False) -
 @app.command()
 def export(
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file (default: stdout)")
+    ] = None,
     source: Annotated[str | None, typer.Option(help="only this source")] = None,
     since: Annotated[str | None, typer.Option(help="ISO time or date, inclusive")] = None,
     until: Annotated[str | None, typer.Option(help="ISO time or date, exclusive")] = None,
@@ -284,3 +294,34 @@ def extract(
             )
             console.print(result["text"], highlight=False, markup=False)
             console.print()
+
+
+@app.command()
+def match(
+    items_file: Annotated[Path, typer.Argument(help="JSON lines of items (an export will do)")],
+    rules_file: Annotated[
+        Path | None, typer.Option("--rules", envvar="PRESSWATCH_RULES", help="rules.yaml")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Dry-run keyword rules on saved items: which rules each item fires, with spans."""
+    from scheduler.matcher import compile_rules, match_item
+    from scheduler.rules import load_rules
+
+    with refusing_bad_input():
+        compiled = compile_rules(load_rules(rules_file, resolve_secrets=False).rules)
+    with items_file.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                errors.print(f"[red]error:[/red] {items_file}:{number}: not JSON: {exc.msg}")
+                raise typer.Exit(2) from None
+            result = match_item(compiled, item)
+            if as_json:
+                print(json.dumps(result, ensure_ascii=False))
+            elif result["rules"]:
+                terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
+                console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -30,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.table import Table
 
 from crawler.config import load_sources, load_yaml_model
+from crawler.run import CrawlFailed, crawl_in_subprocess
 from pipelines.store import ItemQuery, open_store
 from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer
 
@@ -212,15 +211,6 @@ def serving(portals: list[ReplayPortal]) -> Iterator[tuple[ReplayServer, list[So
         yield server, write_sources_file(demo_sources(server), path), path
 
 
-def crawl_command(sources_file: Path, store_url: str, names: list[str]) -> list[str]:
-    """`python -m crawler.run` over the demo sources, with the demo's settings."""
-    command = [sys.executable, "-m", "crawler.run", "--sources", str(sources_file)]
-    command += ["--store", store_url]
-    for name, value in {**DEMO_CRAWL_SETTINGS, "LOG_LEVEL": "WARNING"}.items():
-        command += ["--set", f"{name}={json.dumps(value)}"]
-    return [*command, *names]
-
-
 def run_demo(store_url: str, console: Console) -> DemoResult:
     """Crawl the replayed corpus into `store_url` and print what each source gave.
 
@@ -235,20 +225,16 @@ def run_demo(store_url: str, console: Console) -> DemoResult:
             f"Serving {sum(len(p.articles) for p in portals)} articles of {len(portals)} "
             "portals on 127.0.0.1 and crawling them ..."
         )
-        command = crawl_command(path, store_url, [s.name for s in sources])
-        log.debug("demo crawl: %s", command)
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=CRAWL_TIMEOUT, check=False
+            stats = crawl_in_subprocess(
+                [s.name for s in sources],
+                store_url,
+                sources_file=path,
+                settings={**DEMO_CRAWL_SETTINGS, "LOG_LEVEL": "WARNING"},
+                timeout=CRAWL_TIMEOUT,
             )
-        except subprocess.TimeoutExpired:
-            msg = f"the demo crawl did not end within {CRAWL_TIMEOUT} s and was stopped"
-            raise DemoError(msg) from None
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.splitlines()[-15:])
-        msg = f"the demo crawl failed (exit {done.returncode}); its last log lines:\n{tail}"
-        raise DemoError(msg)
-    stats = json.loads(done.stdout)
+        except CrawlFailed as exc:
+            raise DemoError(f"the demo {exc}") from None
     store = open_store(store_url)
     try:
         items = {s.name: store.count_items(s.name) for s in sources}

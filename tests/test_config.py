@@ -28,7 +28,15 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_bundled_sources_load() -> None:
     sources = load_sources()
     names = {s.name for s in sources}
-    assert {"akorda", "primeminister", "kazinform", "tengrinews", "zakon", "nur", "caravan"} <= names
+    assert {
+        "akorda",
+        "primeminister",
+        "kazinform",
+        "tengrinews",
+        "zakon",
+        "nur",
+        "caravan",
+    } <= names
     kinds = {s.kind for s in sources}
     assert kinds == {"official", "agency", "media"}
     assert all(s.aliases for s in sources)
@@ -48,15 +56,32 @@ def test_a_good_file_gives_typed_sources(tmp_path: Path) -> None:
     [
         ("kind: official", "kind: portal", ":3: sources[0].kind: Input should be"),
         ("domains: [akorda.kz]", "domains: [https://akorda.kz/ru]", ":4: sources[0].domains"),
-        ("    discovery:\n      feeds: [https://www.akorda.kz/ru/rss]\n", "    discovery: {}\n",
-         ":5: sources[0].discovery: give at least one of feeds, sitemaps or listings"),
-        ("kind: official", "kind: official\n    poll: soon", ":4: sources[0].poll: 'soon' is not a duration"),
-        ("kind: official", "kind: official\n    timezone: Mars/Base", ":4: sources[0].timezone: unknown time zone"),
-        ("kind: official", "kind: official\n    colour: red", ":4: sources[0].colour: Extra inputs"),
+        (
+            "    discovery:\n      feeds: [https://www.akorda.kz/ru/rss]\n",
+            "    discovery: {}\n",
+            ":5: sources[0].discovery: give at least one of feeds, sitemaps or listings",
+        ),
+        (
+            "kind: official",
+            "kind: official\n    poll: soon",
+            ":4: sources[0].poll: 'soon' is not a duration",
+        ),
+        (
+            "kind: official",
+            "kind: official\n    timezone: Mars/Base",
+            ":4: sources[0].timezone: unknown time zone",
+        ),
+        (
+            "kind: official",
+            "kind: official\n    colour: red",
+            ":4: sources[0].colour: Extra inputs",
+        ),
         ("  - name: akorda\n", "  - kind2: x\n    name: akorda\n", ":2: sources[0].kind2"),
-        ("feeds: [https://www.akorda.kz/ru/rss]",
-         "listings: [{url: 'https://akorda.kz', link_pattern: '(unclosed'}]",
-         ":6: sources[0].discovery.listings[0].link_pattern: not a valid regular expression"),
+        (
+            "feeds: [https://www.akorda.kz/ru/rss]",
+            "listings: [{url: 'https://akorda.kz', link_pattern: '(unclosed'}]",
+            ":6: sources[0].discovery.listings[0].link_pattern: not a valid regular expression",
+        ),
         ("name: akorda", "name: Akorda Office", ":2: sources[0].name: String should match"),
         ("domains: [akorda.kz]", "domains: [akorda.kz\n", "not valid YAML"),
     ],

@@ -13,10 +13,11 @@ import pytest
 from rich.console import Console
 
 from crawler.discovery import parse_feed, parse_listing, parse_sitemap
+from crawler.run import crawl_command
 from scheduler.demo import (
     ARTICLES_FILE,
+    DEMO_CRAWL_SETTINGS,
     DemoResult,
-    crawl_command,
     demo_sources,
     load_articles,
     load_corpus,
@@ -201,8 +202,10 @@ def test_baikonur_pages_are_served(served):
     assert "Байконур" in fetch(base + path.group(1))[1].decode("utf-8")
 
 
-def test_crawl_command_allows_loopback_only_for_the_demo(tmp_path):
-    command = crawl_command(tmp_path / "sources.yaml", "sqlite:///x.db", ["zakon"])
+def test_the_demo_crawl_allows_loopback_and_keeps_robots(tmp_path):
+    command = crawl_command(
+        ["zakon"], "sqlite:///x.db", sources_file=tmp_path / "s.yaml", settings=DEMO_CRAWL_SETTINGS
+    )
     settings = dict(a.split("=", 1) for a in command if "=" in a)
     assert json.loads(settings["EGRESS_ALLOW_NETS"]) == ["127.0.0.0/8"]
     assert json.loads(settings["AUTOTHROTTLE_ENABLED"]) is False
