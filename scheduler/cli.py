@@ -104,9 +104,31 @@ def sources(sources_file: SourcesOption = None, as_json: JsonOption = False) -> 
     console.print(table)
 
 
+def crawl_problems(stats: dict[str, Any]) -> list[str]:
+    """What went wrong in one crawl, in words, from its Scrapy stats."""
+    problems = []
+    if stats.get("robotstxt/blocked_unreachable"):
+        problems.append("robots.txt unreachable: nothing fetched")
+    for key, label in (
+        ("robotstxt/forbidden", "disallowed by robots.txt"),
+        ("egress/blocked", "blocked by the egress policy"),
+        ("retry/max_reached", "gave up after retries"),
+        ("retry/deferred_requests", "deferred (Retry-After beyond the cap)"),
+    ):
+        if stats.get(key):
+            problems.append(f"{stats[key]} {label}")
+    prefix = "downloader/exception_type_count/"
+    for key, count in stats.items():
+        if key.startswith(prefix) and not key.endswith("IgnoreRequest"):
+            problems.append(f"{count}× {key.removeprefix(prefix).rsplit('.', 1)[-1]}")
+        elif key.startswith("downloader/response_status_count/") and key[-3:] >= "400":
+            problems.append(f"{count}× HTTP {key[-3:]}")
+    return problems
+
+
 def _print_crawl_summary(stats: dict[str, dict[str, Any]]) -> None:
     table = Table(title="crawl")
-    for column in ("source", "status", "requests", "new items", "duplicates", "errors"):
+    for column in ("source", "status", "requests", "new items", "duplicates", "problems"):
         table.add_column(column)
     for name, st in stats.items():
         table.add_row(
@@ -115,7 +137,7 @@ def _print_crawl_summary(stats: dict[str, dict[str, Any]]) -> None:
             str(st.get("downloader/request_count", 0)),
             str(st.get("store/new", 0)),
             str(st.get("dedup/url", 0) + st.get("dedup/text", 0)),
-            str(st.get("log_count/ERROR", 0)),
+            "; ".join(crawl_problems(st)) or "none",
         )
     console.print(table)
 

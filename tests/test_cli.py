@@ -51,3 +51,23 @@ def test_csv_export_round_trips_cyrillic() -> None:
     (row,) = csv.DictReader(io.StringIO(out.getvalue()))
     assert row["title"] == "'-Минфин"
     assert row["text"] == "текст, с запятой"
+
+
+def test_crawl_problems_are_said_in_words() -> None:
+    from scheduler.cli import crawl_problems
+
+    stats = {
+        "robotstxt/blocked_unreachable": 1,
+        "retry/max_reached": 2,
+        "downloader/exception_type_count/scrapy.exceptions.CannotResolveHostError": 4,
+        "downloader/exception_type_count/scrapy.exceptions.IgnoreRequest": 1,
+        "downloader/response_status_count/503": 3,
+        "downloader/response_status_count/200": 9,
+    }
+    assert crawl_problems(stats) == [
+        "robots.txt unreachable: nothing fetched",
+        "2 gave up after retries",
+        "4× CannotResolveHostError",
+        "3× HTTP 503",
+    ]
+    assert crawl_problems({"downloader/response_status_count/200": 5}) == []
