@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import ConfigError, Source, find_source, load_sources
+from scheduler.problems import crawl_problems
 
 if TYPE_CHECKING:
     from pipelines.store import Store
@@ -104,28 +105,6 @@ def sources(sources_file: SourcesOption = None, as_json: JsonOption = False) -> 
     console.print(table)
 
 
-def crawl_problems(stats: dict[str, Any]) -> list[str]:
-    """What went wrong in one crawl, in words, from its Scrapy stats."""
-    problems = []
-    if stats.get("robotstxt/blocked_unreachable"):
-        problems.append("robots.txt unreachable: nothing fetched")
-    for key, label in (
-        ("robotstxt/forbidden", "disallowed by robots.txt"),
-        ("egress/blocked", "blocked by the egress policy"),
-        ("retry/max_reached", "gave up after retries"),
-        ("retry/deferred_requests", "deferred (Retry-After beyond the cap)"),
-    ):
-        if stats.get(key):
-            problems.append(f"{stats[key]} {label}")
-    prefix = "downloader/exception_type_count/"
-    for key, count in stats.items():
-        if key.startswith(prefix) and not key.endswith("IgnoreRequest"):
-            problems.append(f"{count}× {key.removeprefix(prefix).rsplit('.', 1)[-1]}")
-        elif key.startswith("downloader/response_status_count/") and key[-3:] >= "400":
-            problems.append(f"{count}× HTTP {key[-3:]}")
-    return problems
-
-
 def _print_crawl_summary(stats: dict[str, dict[str, Any]]) -> None:
     table = Table(title="crawl")
     for column in ("source", "status", "requests", "new items", "duplicates", "problems"):
@@ -153,6 +132,7 @@ def crawl(
     """Crawl sources once into the store."""
     from crawler.run import CrawlFailed, crawl_in_subprocess
     from pipelines.store import store_url_from_env
+    from scheduler.runs import run_record
 
     configured = _sources(sources_file)
     with refusing_bad_input():
@@ -175,6 +155,9 @@ def crawl(
     except CrawlFailed as exc:
         errors.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
+    with opened_store(store) as st:
+        for name, source_stats in stats.items():
+            st.add_run(run_record(name, source_stats))
     _print_crawl_summary(stats)
 
 

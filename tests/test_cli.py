@@ -54,7 +54,7 @@ def test_csv_export_round_trips_cyrillic() -> None:
 
 
 def test_crawl_problems_are_said_in_words() -> None:
-    from scheduler.cli import crawl_problems
+    from scheduler.problems import crawl_problems
 
     stats = {
         "robotstxt/blocked_unreachable": 1,
