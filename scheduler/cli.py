@@ -330,3 +330,46 @@ def match(
             elif result["rules"]:
                 terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
                 console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")
+
+
+@app.command()
+def link(
+    items_file: Annotated[Path, typer.Argument(help="JSON lines {id, url, title, text, ...}")],
+    sources_file: SourcesOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Group saved items into stories offline: originals, copies, who they cite, lags."""
+    from pipelines.stories import link_items
+
+    configured = _sources(sources_file)
+    items = []
+    with items_file.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                errors.print(f"[red]error:[/red] {items_file}:{number}: not JSON: {exc.msg}")
+                raise typer.Exit(2) from None
+    result = link_items(items, configured)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    for story in result["stories"]:
+        if len(story["members"]) < 2:
+            continue
+        original = story["original"]
+        console.print(
+            f"[bold]story {story['id']}[/bold] original: {original['item'] or '-'}"
+            f" ({original['source'] or 'unknown source'})"
+        )
+        for member in story["members"]:
+            if member["role"] == "original":
+                continue
+            credit = "; ".join(c["phrase"] for c in member["cites"])
+            if member["unattributed"]:
+                credit = "[red]unattributed[/red]"
+            lag = member["lag_seconds"]
+            lag_text = f"+{lag / 60:.0f} min" if lag is not None else "lag unknown"
+            console.print(f"  {member['item']}  {lag_text}  {credit or 'cites no one'}")

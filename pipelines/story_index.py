@@ -1,0 +1,160 @@
+"""Where story linking keeps its state: the `StoryIndex` verbs and an in-memory implementation.
+
+The linker (`pipelines.stories.StoryLinker`) needs four things remembered between items:
+the candidate keys of every linked item (LSH band keys for near duplicates, dated name keys
+for other write-ups of one event and ru/kk twins, which share no shingles), a summary of
+each item to re-check a candidate exactly, which story each item belongs to, and each story's
+assembled record. Each verb is one small write or read that a SQLite table set (one
+transaction per verb) and a Redis key set (one MULTI or Lua call per verb) can do
+atomically; `MemoryStoryIndex` is the reference the store-backed ones will be tested
+against.
+
+Concurrency contract, so that two crawl processes linking at once end with the same stories:
+the linker writes an item (summary, band keys, time) before it asks for candidates, so of
+two similar items linked at the same moment at least one sees the other; `join` and
+`merge` follow the forward pointers that `merge` leaves behind, so an item joined to a
+story another process has just merged lands in the surviving story; and the surviving
+story of a merge is always the one with the smaller id, whoever merges.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ItemSummary:
+    """What linking and story assembly read of an item (a subset of `PressItem`)."""
+
+    id: str
+    source: str
+    title: str
+    text: str
+    url: str = ""
+    lead: str = ""
+    lang: str | None = None
+    published_at: str | None = None
+    links: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["links"] = list(self.links)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ItemSummary:
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in known}
+        values["links"] = tuple(values.get("links") or ())
+        return cls(**values)
+
+
+class StoryIndex(Protocol):
+    """The verbs story linking needs; each must be atomic on its own."""
+
+    # --- items and candidates ---------------------------------------------------------
+    def put_item(self, summary: ItemSummary) -> None:
+        """Keep the summary of an item (overwrites: the same id is the same article)."""
+
+    def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
+        """Summaries of the known ones among `item_ids` (one round trip)."""
+
+    def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
+        """Index `item_id` under each candidate key."""
+
+    def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
+        """Every item indexed under at least `at_least` of `keys` (SQLite: GROUP BY ...
+        HAVING COUNT; Redis: ZUNION of the key sets, scores counting)."""
+
+    # --- stories ------------------------------------------------------------------------
+    def story_of(self, item_id: str) -> str | None:
+        """The story `item_id` belongs to, or None before it is linked."""
+
+    def join(self, story_id: str, item_id: str) -> str:
+        """Put `item_id` in `story_id` (created when new, followed when merged away); returns
+        the story it is in now."""
+
+    def merge(self, story_a: str, story_b: str) -> str:
+        """Make one story of two: the smaller id survives, whoever merges; the other's members
+        move to it, its record is dropped and a pointer to the survivor is left. Returns the
+        survivor."""
+
+    def members(self, story_id: str) -> set[str]: ...
+
+    def put_story(self, story_id: str, record: dict[str, Any]) -> None:
+        """Keep the assembled story (JSON-ready), replacing the previous record."""
+
+    def get_story(self, story_id: str) -> dict[str, Any] | None: ...
+
+    def story_ids(self) -> list[str]:
+        """Every live story, sorted."""
+
+
+class MemoryStoryIndex:
+    """`StoryIndex` in dicts: for offline linking (`link_items`) and as the reference."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, ItemSummary] = {}
+        self._keys: dict[str, set[str]] = {}
+        self._story_of: dict[str, str] = {}
+        self._members: dict[str, set[str]] = {}
+        self._merged_into: dict[str, str] = {}
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def put_item(self, summary: ItemSummary) -> None:
+        self._items[summary.id] = summary
+
+    def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
+        return {i: self._items[i] for i in item_ids if i in self._items}
+
+    def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._keys.setdefault(key, set()).add(item_id)
+
+    def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
+        counts = Counter(i for key in set(keys) for i in self._keys.get(key, ()))
+        return {i for i, count in counts.items() if count >= at_least}
+
+    def story_of(self, item_id: str) -> str | None:
+        return self._story_of.get(item_id)
+
+    def _live(self, story_id: str) -> str:
+        while story_id in self._merged_into:
+            story_id = self._merged_into[story_id]
+        return story_id
+
+    def join(self, story_id: str, item_id: str) -> str:
+        story_id = self._live(story_id)
+        previous = self._story_of.get(item_id)
+        if previous is not None and previous != story_id:
+            self._members[previous].discard(item_id)
+        self._story_of[item_id] = story_id
+        self._members.setdefault(story_id, set()).add(item_id)
+        return story_id
+
+    def merge(self, story_a: str, story_b: str) -> str:
+        into, absorbed = sorted((self._live(story_a), self._live(story_b)))
+        if into == absorbed:
+            return into
+        moved = self._members.pop(absorbed, set())
+        for item_id in moved:
+            self._story_of[item_id] = into
+        self._members.setdefault(into, set()).update(moved)
+        self._records.pop(absorbed, None)
+        self._merged_into[absorbed] = into
+        return into
+
+    def members(self, story_id: str) -> set[str]:
+        return set(self._members.get(self._live(story_id), set()))
+
+    def put_story(self, story_id: str, record: dict[str, Any]) -> None:
+        self._records[story_id] = record
+
+    def get_story(self, story_id: str) -> dict[str, Any] | None:
+        return self._records.get(self._live(story_id))
+
+    def story_ids(self) -> list[str]:
+        return sorted(s for s, members in self._members.items() if members)
