@@ -71,3 +71,36 @@ def test_crawl_problems_are_said_in_words() -> None:
         "3× HTTP 503",
     ]
     assert crawl_problems({"downloader/response_status_count/200": 5}) == []
+
+
+def test_link_groups_saved_items_into_stories(tmp_path: Path) -> None:
+    import json
+
+    release = "Премьер-министр провёл совещание по проекту Байтерек на Байконуре. " * 8
+    items = [
+        {
+            "id": "a",
+            "url": "https://primeminister.kz/ru/news/a-1",
+            "title": "Совещание",
+            "text": release,
+            "published_at": "2019-07-09T16:40:00+06:00",
+        },
+        {
+            "id": "b",
+            "url": "https://www.caravan.kz/news/b",
+            "title": "Совещание",
+            "text": release + " Об этом сообщает Caravan.kz со ссылкой на пресс-службу "
+            "премьер-министра РК.",
+            "published_at": "2019-07-09T17:10:00+06:00",
+        },
+    ]
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items), "utf-8")
+    result = runner.invoke(app, ["link", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    (story,) = json.loads(result.output)["stories"]
+    assert story["original"] == {"item": "a", "source": "primeminister"}
+    copy = next(m for m in story["members"] if m["item"] == "b")
+    assert copy["role"] == "copy"
+    assert copy["lag_seconds"] == 1800
+    assert any(c["source"] == "primeminister" for c in copy["cites"])
