@@ -50,6 +50,8 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
     "include_comments": False,
     "include_links": True,  # links are read from the body tree, then dropped from the text
     "with_metadata": True,
+    # Only the body tree is read (see _body); "python" output would also render it to text.
+    "output_format": "txt",
     # Photo captions and credits are not article text ("Фото: ..." under every picture).
     "prune_xpath": "//figcaption",
     # htmldate reads metadata and numeric dates only: its free-text search misreads
@@ -403,7 +405,9 @@ def _is_furniture(text: str) -> bool:
     text = _clean(text)
     if not text:
         return False
-    if len(text) <= FURNITURE_MAX_CHARS and FURNITURE.match(text):
+    if len(text) > FURNITURE_MAX_CHARS:  # no share bar runs this long either
+        return False
+    if FURNITURE.match(text):
         return True
     words = re.findall(r"[\w-]+", text.lower())
     return bool(words) and all(w in SHARE_WORDS for w in words)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from scrapy.exceptions import DropItem, NotConfigured
 
 from crawler.items import content_hash, item_id
-from pipelines.storing import crawler_store, item_dict
+from pipelines.storing import crawler_store, in_store_thread, item_dict
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -82,10 +81,10 @@ class DedupPipeline:
         assert self.crawler.stats is not None
         fields = item_dict(item)
         # The run's own memory first, on the reactor thread, so that two copies in flight
-        # at once cannot both pass; then the store, in a thread (see StorePipeline).
+        # at once cannot both pass; then the store, in its thread (see in_store_thread).
         verdict = seen_before(fields, self.seen)
         if verdict == "new" and self.store is not None:
-            verdict = await asyncio.to_thread(stored_before, fields, self.store)
+            verdict = await in_store_thread(self.crawler, stored_before, fields, self.store)
         if verdict == "new":
             self.crawler.stats.inc_value("dedup/passed")
             return item

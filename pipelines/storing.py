@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from itemadapter import ItemAdapter
@@ -19,7 +20,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+R = TypeVar("R")
+
 _stores: WeakKeyDictionary[Crawler, Store] = WeakKeyDictionary()
+_threads: WeakKeyDictionary[Crawler, ThreadPoolExecutor] = WeakKeyDictionary()
 
 
 def crawler_store(crawler: Crawler) -> Store:
@@ -35,8 +39,25 @@ def crawler_store(crawler: Crawler) -> Store:
     return store
 
 
+async def in_store_thread(crawler: Crawler, function: Callable[..., R], *args: Any) -> R:
+    """Run a call on this crawl's store in the crawl's one store thread.
+
+    Off the reactor: a slow or hung store (Redis paused, SQLite busy) must not stall it,
+    and SQLite's indexing releases the GIL, so it overlaps with fetching. One thread, not
+    asyncio's pool: the calls share one connection anyway, and idle threads queueing on
+    it only take the GIL from the reactor.
+    """
+    executor = _threads.get(crawler)
+    if executor is None:
+        executor = _threads[crawler] = ThreadPoolExecutor(1, thread_name_prefix="store")
+    return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+
+
 def close_crawler_store(crawler: Crawler) -> None:
     """Close the store of this crawl, if it was opened."""
+    executor = _threads.pop(crawler, None)
+    if executor is not None:
+        executor.shutdown(wait=True)
     store = _stores.pop(crawler, None)
     if store is not None:
         store.close()
@@ -72,9 +93,7 @@ class StorePipeline:
 
     async def process_item(self, item: Any) -> Any:
         assert self.crawler.stats is not None
-        # In a thread: a slow or hung store (Redis paused, SQLite busy) must not stall the
-        # reactor, and SQLite's indexing releases the GIL, so it overlaps with fetching.
-        if await asyncio.to_thread(self.store.add_item, item_dict(item)):
+        if await in_store_thread(self.crawler, self.store.add_item, item_dict(item)):
             self.crawler.stats.inc_value("store/new")
         else:
             self.crawler.stats.inc_value("store/existing")

@@ -6,7 +6,7 @@ import codecs
 
 import pytest
 
-from crawler.encoding import Decoded, decode_html, encoding_problems
+from crawler.encoding import Decoded, decode_html, encoding_problems, text_sample
 
 ARTICLE = (
     "Минфин Республики Казахстан сообщает: бюджет исполнен. Министр финансов провёл "
@@ -105,3 +105,21 @@ def test_problem_signatures(text: str, problem: str) -> None:
 )
 def test_real_cyrillic_is_not_mojibake(text: str) -> None:
     assert encoding_problems(text, ("ru", "kk")) == []
+
+
+def test_a_long_page_is_judged_on_a_sample_that_still_sees_its_article() -> None:
+    # Markup fills the head; the article below it, misdeclared, is what gives it away.
+    head = "<html><head><style>" + "a{color:red}" * 2000 + "</style></head><body>"
+    body = (head + f"<p>{ARTICLE}</p>" * 100 + "</body></html>").encode("cp1251")
+    decoded = decode_html(body, "utf-8", languages=("ru",))
+    assert decoded.encoding == "cp1251"
+    assert not decoded.flags
+    assert ARTICLE in decoded.text
+
+
+def test_text_sample_keeps_short_texts_and_cuts_long_ones() -> None:
+    assert text_sample(ARTICLE) == ARTICLE
+    long_text = "а" * 20_000 + "б" * 20_000 + "в" * 20_000
+    sample = text_sample(long_text)
+    assert len(sample) < len(long_text) / 2
+    assert {"а", "б", "в"} <= set(sample)

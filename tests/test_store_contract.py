@@ -211,7 +211,7 @@ def test_item_with_a_garbled_date_is_ordered_by_fetch_time(store: Store) -> None
         (ItemQuery(text="минфин"), ["zk_mid", "pm_mid"]),
         (ItemQuery(text="МИНФИН", source="primeminister"), ["pm_mid"]),
         (ItemQuery(text="байқоңыр"), ["zk_kk"]),
-        (ItemQuery(text="ес"), ["pm_es"]),  # shorter than a trigram
+        (ItemQuery(text="ес"), ["pm_es"]),  # a two-letter word
         (ItemQuery(text='"кавычки" OR x'), []),
         (ItemQuery(text="минфин", lang="kk"), []),
     ],
@@ -351,6 +351,46 @@ def test_sqlite_file_is_wal_with_readable_json(tmp_path: Path) -> None:
         title = db.execute("SELECT data ->> '$.title' FROM items").fetchone()
     db.close()
     assert title == ("Минфин",)
+
+
+def test_text_search_finds_word_prefixes_and_phrases(store: Store) -> None:
+    # Deliberately words, not substrings: SQLite's word index is what keeps storing cheap,
+    # and Redis, which scans, means the same by a query.
+    store.add_item(make_item("1", text="Министерство финансов сообщило о МИНФИНовском плане."))
+    store.add_item(make_item("2", text="Ещё одна новость, без совпадений; знаки: !!!"))
+
+    def found(text: str) -> list[str]:
+        return [item["url"].rsplit("/", 1)[1] for item in store.items(ItemQuery(text=text))]
+
+    assert found("минфин") == ["1"]  # a prefix of an inflected word
+    assert found("финансов сообщ") == ["1"]  # a phrase, its last word a prefix
+    assert found("сообщило финансов") == []  # words out of order are no phrase
+    assert found("нфин") == []  # inside a word
+    assert found("!!!") == ["2"]  # no words at all: a plain substring scan
+    assert found("Ещё одна") == ["2"]  # ё read as е on both sides
+
+
+def test_sqlite_schema_1_trigram_index_is_rebuilt_as_words(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+    store.add_item(make_item("1", text="По данным МИНФИНа, дефицит снизился."))
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "DROP TRIGGER items_text_insert; DROP TABLE items_text;"
+            " CREATE VIRTUAL TABLE items_text"
+            " USING fts5(title, text, content='', tokenize='trigram');"
+            " PRAGMA user_version = 1;"
+        )
+    db.close()
+    reopened = SQLiteStore(f"sqlite:///{path}")
+    assert ids(reopened.items(ItemQuery(text="минфин"))) == [make_item("1")["id"]]
+    reopened.add_item(make_item("2", text="Минфин ответил."))
+    assert len(reopened.items(ItemQuery(text="Минфин"))) == 2
+    reopened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    db.close()
 
 
 def test_sqlite_unopenable_path_is_a_store_error(tmp_path: Path) -> None:

@@ -78,7 +78,9 @@ class PortalSpider(scrapy.Spider):
     Settings: ``PRESSWATCH_SOURCES`` (path of sources.yaml; default the bundled file),
     ``PRESSWATCH_PARSE_WORKERS`` (extraction processes; default: the usable CPUs).
     Stats: ``discovery/<kind>_links``, ``portal/articles_requested``, ``portal/offsite``,
-    ``portal/over_limit``, ``portal/items``, ``portal/empty``, ``portal/parse_failed``.
+    ``portal/over_limit``, ``portal/items``, ``portal/empty``, ``portal/parse_failed``,
+    ``portal/no_title`` and ``portal/no_date`` (pages that lacked the field: a rise means the
+    site's layout changed; source health reads them).
     """
 
     name = "portal"
@@ -212,8 +214,11 @@ class PortalSpider(scrapy.Spider):
             logger.info("no article text at %s", response.url)
             return
         flags = list(page.flags)
+        if not page.title.strip():
+            self._count("portal/no_title")
         published_at = page.published_at
         if published_at is None:
+            self._count("portal/no_date")
             published_at = response.meta.get(FOUND_DATE)
             flags.append("date_from_discovery" if published_at else "no_date")
         self._count("portal/items")

@@ -8,13 +8,38 @@ Times are ISO 8601 strings with an offset; the time index orders items by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 
 class StoreError(RuntimeError):
     """The store cannot be reached or refuses us; the message names where and the fix."""
+
+
+WORD = re.compile(r"[^\W_]+")  # as SQLite's unicode61 tokenizer splits words
+
+
+def fold(value: str) -> str:
+    return value.casefold().replace("ё", "е")
+
+
+def text_matcher(query_text: str) -> Callable[[str], bool]:
+    """What `ItemQuery.text` means, for a store that filters in Python.
+
+    The query's words must appear in order, case-insensitively and ``ё`` read as ``е``,
+    the last one as a prefix ("минфин" finds "Минфина"), as SQLite's word index does. A
+    query with no word in it (punctuation only) is matched as a plain substring.
+    """
+    words = WORD.findall(fold(query_text))
+    if not words:
+        needle = fold(query_text)
+        return lambda text: needle in fold(text)
+    pattern = re.compile(
+        r"\b" + r"[\W_]+".join(re.escape(word) for word in words) + r"\w*"
+    )
+    return lambda text: pattern.search(fold(text)) is not None
 
 
 @dataclass(frozen=True)
@@ -25,7 +50,7 @@ class ItemQuery:
     since: str | None = None  # ISO 8601; items at or after
     until: str | None = None  # ISO 8601; items before
     lang: str | None = None
-    text: str | None = None  # case-insensitive substring of title or text
+    text: str | None = None  # words of the title or text, in order; the last may be a prefix
     limit: int = 50
     offset: int = 0
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
-from pipelines.store.base import ItemQuery, StoreError
+from pipelines.store.base import ItemQuery, StoreError, text_matcher
 from pipelines.store.keys import DEFAULT_PREFIX, Keys, parse_instant, sort_instant
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ class RedisStore:
         if not query.text and lang_filter is None:
             return page(query.offset, query.limit)
         # No index answers this filter, so walk the chosen index newest first.
-        needle = query.text.casefold() if query.text else None
+        needle = text_matcher(query.text) if query.text else None
         wanted = query.offset + query.limit
         matched: list[dict[str, Any]] = []
         start = 0
@@ -286,12 +286,11 @@ class RedisStore:
         self._redis.close()
 
 
-def _matches(item: dict[str, Any], lang: str | None, needle: str | None) -> bool:
+def _matches(
+    item: dict[str, Any], lang: str | None, needle: Callable[[str], bool] | None
+) -> bool:
     if lang is not None and item.get("lang") != lang:
         return False
     if needle is None:
         return True
-    return (
-        needle in (item.get("title") or "").casefold()
-        or needle in (item.get("text") or "").casefold()
-    )
+    return needle(item.get("title") or "") or needle(item.get("text") or "")
