@@ -14,6 +14,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from crawler.config import Selectors
 from crawler.encoding import decode_html
@@ -91,9 +92,34 @@ class ExtractionPool:
     has reactor and DNS threads whose locks a plain fork could copy while held.
     """
 
+    _shared: ClassVar[ExtractionPool | None] = None
+    _users: ClassVar[int] = 0
+
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or usable_cpus()
         self._executor: ProcessPoolExecutor | None = None
+
+    @classmethod
+    def acquire(cls, workers: int | None = None) -> ExtractionPool:
+        """The process's one pool, shared by every crawler in it; `release` when done.
+
+        Sharing keeps the workers at the machine's size whether a process crawls one
+        source or fifteen (a pool per crawler would start workers × sources processes).
+        """
+        if cls._shared is None:
+            cls._shared = cls(workers)
+        cls._users += 1
+        return cls._shared
+
+    def release(self) -> None:
+        """One user of the shared pool is done; the last one shuts it down."""
+        cls = type(self)
+        if self is cls._shared:
+            cls._users -= 1
+            if cls._users > 0:
+                return
+            cls._shared = None
+        self.shutdown()
 
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:

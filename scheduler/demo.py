@@ -50,9 +50,6 @@ DEMO_CRAWL_SETTINGS: dict[str, Any] = {
     "EGRESS_ALLOW_NETS": ["127.0.0.0/8"],
     "AUTOTHROTTLE_ENABLED": False,
     "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
-    # one extraction worker per source: the demo runs 15 crawlers in one process, and a
-    # pool per crawler sized to the CPUs would start dozens of workers on a small machine
-    "PRESSWATCH_PARSE_WORKERS": 1,
     "RETRY_BACKOFF_BASE": 0.1,
     "DOWNLOAD_TIMEOUT": 10,
     "CLOSESPIDER_TIMEOUT": 50,

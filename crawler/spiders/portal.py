@@ -101,13 +101,15 @@ class PortalSpider(scrapy.Spider):
         )
         spider.source = resolve_source(spider._source_arg, sources_file)
         spider.allowed_domains = sorted(spider.hosts())
-        spider.pool = ExtractionPool(crawler.settings.getint("PRESSWATCH_PARSE_WORKERS") or None)
+        spider.pool = ExtractionPool.acquire(
+            crawler.settings.getint("PRESSWATCH_PARSE_WORKERS") or None
+        )
         spider.options = spider.parse_options()
         crawler.signals.connect(spider.release_pool, signal=signals.spider_closed)
         return spider
 
     def release_pool(self) -> None:
-        self.pool.shutdown()
+        self.pool.release()
 
     # --- where we may go --------------------------------------------------------------
 
