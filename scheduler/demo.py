@@ -49,6 +49,7 @@ STORIES_FILE = CORPUS_DIR / "stories.json"
 DEMO_CRAWL_SETTINGS: dict[str, Any] = {
     "EGRESS_ALLOW_NETS": ["127.0.0.0/8"],
     "AUTOTHROTTLE_ENABLED": False,
+    "DOWNLOAD_DELAY": 0.02,  # above 0 so that the per-host limit still holds (settings.py)
     "CONCURRENT_REQUESTS_PER_DOMAIN": 8,
     "RETRY_BACKOFF_BASE": 0.1,
     "DOWNLOAD_TIMEOUT": 10,
