@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--paragraphs", type=int, default=55, help="55 make a ~40 KB page")
     parser.add_argument("--plain", help=argparse.SUPPRESS)  # child mode: URLs file
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="extraction workers (0: CPUs)")
     args = parser.parse_args()
     if args.plain:
         print(json.dumps(run_plain(args.plain)))
@@ -174,7 +175,8 @@ def main() -> None:
             if redis_url:
                 stores["redis"] = redis_url
             for name, store_url in stores.items():
-                settings = [f"--set={k}={json.dumps(v)}" for k, v in BENCH_SETTINGS.items()]
+                full_settings = {**BENCH_SETTINGS, "PRESSWATCH_PARSE_WORKERS": args.workers}
+                settings = [f"--set={k}={json.dumps(v)}" for k, v in full_settings.items()]
                 full = child(
                     [
                         "-m",
