@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -24,22 +23,12 @@ from pipelines.similarity import (
     shingles,
     signature,
 )
+from tests.stories_data import DATA, load_news
 
-DATA = Path(__file__).parent / "data" / "stories"
 SEED = (DATA / "caravan_2019-07-09_baikonur.txt").read_text(encoding="utf-8")
 SEED_TITLE = "Первый вице-премьер РК провел переговоры с генеральным директором Роскосмоса"
 # The article proper: the page furniture (counter, repeated title, comment box) left out.
 SEED_PARAGRAPHS = [p for p in SEED.split("\n\n")[3:] if "омментари" not in p]
-
-
-def load_news() -> dict[str, PressItem]:
-    items = {}
-    for line in (DATA / "news_2019-11-18_sample.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        key = record.pop("key")
-        record.pop("file")
-        items[key] = PressItem(**record)
-    return items
 
 
 NEWS = load_news()

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from crawler.items import PressItem
 from pipelines.twins import are_twins, fingerprint, item_fingerprint, twin_overlap, twin_score
+from tests.stories_data import load_news
 
-DATA = Path(__file__).parent / "data" / "stories"
 ZAKON_EDITIONS = [("zakon.kz", "kaz.zakon.kz")]
-
-
-def load_news() -> dict[str, PressItem]:
-    items = {}
-    for line in (DATA / "news_2019-11-18_sample.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        key = record.pop("key")
-        record.pop("file")
-        items[key] = PressItem(**record)
-    return items
 
 
 NEWS = load_news()
