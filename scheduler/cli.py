@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -50,6 +50,12 @@ SourcesOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
+def fail(message: str, code: int = 2, *, label: str = "error") -> NoReturn:
+    """Say what is wrong in one unwrapped line (paths stay greppable) and exit."""
+    errors.print(f"[red]{label}:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
 @contextmanager
 def refusing_bad_input() -> Iterator[None]:
     """Turn configuration and store errors into one clear message and exit code 2."""
@@ -58,8 +64,7 @@ def refusing_bad_input() -> Iterator[None]:
     try:
         yield
     except (ConfigError, StoreError, ValueError) as exc:
-        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
 
 
 @contextmanager
@@ -146,15 +151,13 @@ def crawl(
         )
         chosen = [s for s in chosen if s.render != "browser"]
     if not chosen:
-        errors.print("nothing to crawl")
-        raise typer.Exit(1)
+        fail("nothing to crawl", 1)
     try:
         stats = crawl_in_subprocess(
             [s.name for s in chosen], store or store_url_from_env(), sources_file=sources_file
         )
     except CrawlFailed as exc:
-        errors.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(1) from None
+        fail(str(exc), 1)
     with opened_store(store) as st:
         for name, source_stats in stats.items():
             st.add_run(run_record(name, source_stats))
@@ -171,8 +174,7 @@ def demo(store: StoreOption = None) -> None:
         with refusing_bad_input():
             run_demo(store or store_url_from_env(), console)
     except DemoError as exc:
-        errors.print(f"[red]demo failed:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(1) from None
+        fail(str(exc), 1, label="demo failed")
 
 
 def _item_query(**filters: Any) -> Any:
@@ -221,8 +223,7 @@ def show(item_id: str, store: StoreOption = None, as_json: JsonOption = False) -
     with opened_store(store) as st:
         item = st.get_item(item_id)
     if item is None:
-        errors.print(f"no item {item_id!r}; `presswatch items` lists their ids")
-        raise typer.Exit(1)
+        fail(f"no item {item_id!r}; `presswatch items` lists their ids", 1)
     if as_json:
         print(json.dumps(item, ensure_ascii=False, indent=2))
         return
@@ -256,8 +257,7 @@ def export(
     from scheduler.export import WRITERS
 
     if fmt not in WRITERS:
-        errors.print(f"[red]error:[/red] --format must be one of {', '.join(WRITERS)}, not {fmt!r}")
-        raise typer.Exit(2)
+        fail(f"--format must be one of {', '.join(WRITERS)}, not {fmt!r}")
     with opened_store(store) as st:
         total = st.count_items(source)
         query = _item_query(source=source, since=since, until=until, limit=max(total, 1))
@@ -285,8 +285,7 @@ def extract(
     from crawler.extract import extract_file
 
     if url and len(files) > 1:
-        errors.print("[red]error:[/red] --url goes with a single file")
-        raise typer.Exit(2)
+        fail("--url goes with a single file")
     for path in files:
         result = extract_file(path, url=url)
         if as_json:
@@ -299,6 +298,21 @@ def extract(
             )
             console.print(result["text"], highlight=False, markup=False)
             console.print()
+
+
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file; a bad line stops with its file:line and exit 2."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    fail(f"{path}:{number}: not JSON: {exc.msg}")
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror}")
 
 
 @app.command()
@@ -315,21 +329,13 @@ def match(
 
     with refusing_bad_input():
         compiled = compile_rules(load_rules(rules_file, resolve_secrets=False).rules)
-    with items_file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.print(f"[red]error:[/red] {items_file}:{number}: not JSON: {exc.msg}")
-                raise typer.Exit(2) from None
-            result = match_item(compiled, item)
-            if as_json:
-                print(json.dumps(result, ensure_ascii=False))
-            elif result["rules"]:
-                terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
-                console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")
+    for item in _json_lines(items_file):
+        result = match_item(compiled, item)
+        if as_json:
+            print(json.dumps(result, ensure_ascii=False))
+        elif result["rules"]:
+            terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
+            console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")
 
 
 @app.command()
@@ -342,17 +348,7 @@ def link(
     from pipelines.stories import link_items
 
     configured = _sources(sources_file)
-    items = []
-    with items_file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                errors.print(f"[red]error:[/red] {items_file}:{number}: not JSON: {exc.msg}")
-                raise typer.Exit(2) from None
-    result = link_items(items, configured)
+    result = link_items(list(_json_lines(items_file)), configured)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return

@@ -104,3 +104,16 @@ def test_link_groups_saved_items_into_stories(tmp_path: Path) -> None:
     assert copy["role"] == "copy"
     assert copy["lag_seconds"] == 1800
     assert any(c["source"] == "primeminister" for c in copy["cites"])
+
+
+def test_a_bad_json_line_is_named_by_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"id": "a", "title": "x", "text": "y"}\n{broken\n', encoding="utf-8")
+    for command in ("match", "link"):
+        result = runner.invoke(app, [command, str(path), "--json"])
+        assert result.exit_code == 2
+        assert f"{path}:2: not JSON" in result.output
+        assert "Traceback" not in result.output
+    missing = runner.invoke(app, ["link", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2
+    assert "cannot read" in missing.output
