@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from pipelines.store.keys import parse_instant, sortable_utc
+
 
 @dataclass(frozen=True)
 class ItemSummary:
@@ -92,6 +94,30 @@ class StoryIndex(Protocol):
     def story_ids(self) -> list[str]:
         """Every live story, sorted."""
 
+    def latest_stories(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        """Records of live stories, newest `story_first_seen` first (ties: larger id first)."""
+
+    # --- change log ---------------------------------------------------------------------
+    def changes(self, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
+        """``(sequence, story id)`` of every `put_story` after sequence `after`, oldest
+        first. Sequences grow by one per put and are never reused, so a reader (the alert
+        job) keeps the last one it handled as its cursor. A story id there may since have
+        been merged away: `get_story` follows it to the survivor."""
+
+
+def story_first_seen(record: dict[str, Any]) -> str:
+    """When a story was first seen: its earliest member's ``published_at`` as sortable UTC
+    text (``2019-11-18T04:05:00.000000Z``), or "" when no member has a time."""
+    times = []
+    for member in record.get("members", ()):
+        value = member.get("published_at")
+        if value:
+            try:
+                times.append(sortable_utc(parse_instant(value)))
+            except ValueError:
+                continue
+    return min(times, default="")
+
 
 class MemoryStoryIndex:
     """`StoryIndex` in dicts: for offline linking (`link_items`) and as the reference."""
@@ -103,6 +129,7 @@ class MemoryStoryIndex:
         self._members: dict[str, set[str]] = {}
         self._merged_into: dict[str, str] = {}
         self._records: dict[str, dict[str, Any]] = {}
+        self._changes: list[str] = []
 
     def put_item(self, summary: ItemSummary) -> None:
         self._items[summary.id] = summary
@@ -152,9 +179,21 @@ class MemoryStoryIndex:
 
     def put_story(self, story_id: str, record: dict[str, Any]) -> None:
         self._records[story_id] = record
+        self._changes.append(story_id)
 
     def get_story(self, story_id: str) -> dict[str, Any] | None:
         return self._records.get(self._live(story_id))
 
     def story_ids(self) -> list[str]:
         return sorted(s for s, members in self._members.items() if members)
+
+    def latest_stories(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        live = [self._records[s] for s in self.story_ids() if s in self._records]
+        live.sort(key=lambda record: (story_first_seen(record), record["id"]), reverse=True)
+        return live[offset : offset + limit]
+
+    def changes(self, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
+        return [
+            (sequence, self._changes[sequence - 1])
+            for sequence in range(after + 1, min(len(self._changes), after + limit) + 1)
+        ]

@@ -15,7 +15,7 @@ from pipelines.store import open_store
 from pipelines.store.base import ItemQuery, StoreError
 from pipelines.store.keys import Keys
 from pipelines.store.redis import RedisStore, redact_url
-from pipelines.store.sqlite import SQLiteStore
+from pipelines.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.fixtures.redis_server import running_redis_server
 
 if TYPE_CHECKING:
@@ -389,8 +389,29 @@ def test_sqlite_schema_1_trigram_index_is_rebuilt_as_words(tmp_path: Path) -> No
     assert len(reopened.items(ItemQuery(text="Минфин"))) == 2
     reopened.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     db.close()
+
+
+def test_sqlite_schema_2_gains_the_state_table(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    SQLiteStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        db.executescript("DROP TABLE state; PRAGMA user_version = 2;")
+    db.close()
+    reopened = SQLiteStore(f"sqlite:///{path}")
+    reopened.set_state("alerts/cursor", {"sequence": 7})
+    assert reopened.get_state("alerts/cursor") == {"sequence": 7}
+    reopened.close()
+
+
+def test_named_state_round_trips_and_is_replaced(store: Store) -> None:
+    assert store.get_state("health/akorda") is None
+    store.set_state("health/akorda", {"status": "ok", "note": "Ақорда"})
+    store.set_state("alerts/cursor", {"sequence": 3})
+    assert store.get_state("health/akorda") == {"status": "ok", "note": "Ақорда"}
+    store.set_state("alerts/cursor", {"sequence": 4})
+    assert store.get_state("alerts/cursor") == {"sequence": 4}
 
 
 def test_sqlite_unopenable_path_is_a_store_error(tmp_path: Path) -> None:

@@ -11,7 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pipelines.store.outbox import Outbox
+    from pipelines.story_index import StoryIndex
 
 
 class StoreError(RuntimeError):
@@ -36,9 +40,7 @@ def text_matcher(query_text: str) -> Callable[[str], bool]:
     if not words:
         needle = fold(query_text)
         return lambda text: needle in fold(text)
-    pattern = re.compile(
-        r"\b" + r"[\W_]+".join(re.escape(word) for word in words) + r"\w*"
-    )
+    pattern = re.compile(r"\b" + r"[\W_]+".join(re.escape(word) for word in words) + r"\w*")
     return lambda text: pattern.search(fold(text)) is not None
 
 
@@ -56,7 +58,7 @@ class ItemQuery:
 
 
 class Store(Protocol):
-    """Where items, feed validators and crawl runs are kept."""
+    """Where items, feed validators, crawl runs, named state, stories and alerts are kept."""
 
     url: str  # the store URL without any password, safe to print
 
@@ -89,5 +91,18 @@ class Store(Protocol):
 
     def runs(self, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Newest first."""
+
+    # --- small named state: a job's cursor, a source's health ------------------------------
+    def get_state(self, name: str) -> dict[str, Any] | None: ...
+
+    def set_state(self, name: str, value: dict[str, Any]) -> None:
+        """Keep `value` under `name`, replacing what was there (last writer wins)."""
+
+    # --- the store's other parts ---------------------------------------------------------
+    def story_index(self) -> StoryIndex:
+        """Where story linking keeps its state, in this store (`pipelines.story_index`)."""
+
+    def outbox(self) -> Outbox:
+        """The durable alert outbox and delivery ledger, in this store."""
 
     def close(self) -> None: ...

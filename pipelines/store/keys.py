@@ -56,6 +56,16 @@ class Keys:
         """Sorted set of one source's run ids, scored like `runs`."""
         return f"{self.prefix}source:{source}:runs"
 
+    def state(self, name: str) -> str:
+        """String: a small named JSON record (a job's cursor, a source's health state)."""
+        return f"{self.prefix}state:{name}"
+
+    # --- stories (pipelines.store.redis_stories) ------------------------------------------
+
+    # --- alerts outbox (pipelines.store.redis_outbox) -------------------------------------
+
+    # --- scheduler: job store and leader lease (scheduler.jobstore, scheduler.leader) -----
+
 
 def parse_instant(value: str) -> datetime:
     """An ISO 8601 time as an aware UTC datetime; a time without offset is taken as UTC.

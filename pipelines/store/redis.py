@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -14,7 +16,10 @@ from pipelines.store.base import ItemQuery, StoreError, text_matcher
 from pipelines.store.keys import DEFAULT_PREFIX, Keys, parse_instant, sort_instant
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
+
+    from pipelines.store.outbox import Outbox
+    from pipelines.story_index import StoryIndex
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +107,64 @@ def describe_error(exc: redis.RedisError, where: str, secret: str | None) -> str
     return f"Redis at {where} failed ({detail}): {fix}"
 
 
-def _translating_errors(
-    method: Callable[Concatenate[RedisStore, P], R],
-) -> Callable[Concatenate[RedisStore, P], R]:
-    @functools.wraps(method)
-    def wrapper(self: RedisStore, *args: P.args, **kwargs: P.kwargs) -> R:
+@dataclass(frozen=True)
+class RedisLink:
+    """One connection to the Redis store, shared by its parts (items, stories, outbox, jobs).
+
+    `where` (host:port or socket path) and `url` are safe to print; `password` is kept
+    only to scrub it from error messages.
+    """
+
+    client: redis.Redis
+    keys: Keys
+    url: str
+    where: str
+    password: str | None
+
+    @classmethod
+    def open(cls, url: str, prefix: str | None = None) -> RedisLink:
+        client_url, url_prefix = split_prefix(url)
+        client = redis.Redis.from_url(
+            client_url,
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            health_check_interval=30,
+        )
+        options = client.connection_pool.connection_kwargs
+        return cls(
+            client=client,
+            keys=Keys(prefix or url_prefix or DEFAULT_PREFIX),
+            url=redact_url(url),
+            where=options.get("path") or f"{options.get('host')}:{options.get('port')}",
+            password=options.get("password"),
+        )
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn a Redis failure into a `StoreError` naming the server and the fix."""
         try:
-            return method(self, *args, **kwargs)
+            yield
         except redis.RedisError as exc:
-            raise StoreError(describe_error(exc, self.where, self._password)) from exc
+            raise StoreError(describe_error(exc, self.where, self.password)) from exc
+
+
+class HasLink(Protocol):
+    link: RedisLink
+
+
+Part = TypeVar("Part", bound=HasLink)
+
+
+def translating_errors(
+    method: Callable[Concatenate[Part, P], R],
+) -> Callable[Concatenate[Part, P], R]:
+    """Decorate a method of a Redis store part so its failures become `StoreError`s."""
+
+    @functools.wraps(method)
+    def wrapper(self: Part, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.link.errors():
+            return method(self, *args, **kwargs)
 
     return wrapper
 
@@ -123,23 +177,15 @@ class RedisStore:
     """
 
     def __init__(self, url: str, prefix: str | None = None) -> None:
-        self.url = redact_url(url)
-        client_url, url_prefix = split_prefix(url)
-        self.keys = Keys(prefix or url_prefix or DEFAULT_PREFIX)
-        self._redis = redis.Redis.from_url(
-            client_url,
-            decode_responses=True,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            health_check_interval=30,
-        )
-        options = self._redis.connection_pool.connection_kwargs
-        self._password: str | None = options.get("password")
-        self.where = options.get("path") or f"{options.get('host')}:{options.get('port')}"
+        self.link = RedisLink.open(url, prefix)
+        self.url = self.link.url
+        self.keys = self.link.keys
+        self.where = self.link.where
+        self._redis = self.link.client
         self._add_item = self._redis.register_script(ADD_ITEM_LUA)
         self._check_server()
 
-    @_translating_errors
+    @translating_errors
     def _check_server(self) -> None:
         """Fail now, not mid-crawl, when Redis is unreachable; warn when it may lose data."""
         pipe = self._redis.pipeline(transaction=False)
@@ -166,7 +212,7 @@ class RedisStore:
             )
 
     # --- items -----------------------------------------------------------------------
-    @_translating_errors
+    @translating_errors
     def add_item(self, item: dict[str, Any]) -> bool:
         item_id = item["id"]
         index_keys = [self.keys.items_by_time(), self.keys.source_items(item["source"])]
@@ -186,12 +232,12 @@ class RedisStore:
         )
         return created == 1
 
-    @_translating_errors
+    @translating_errors
     def get_item(self, item_id: str) -> dict[str, Any] | None:
         value = self._redis.get(self.keys.item(item_id))
         return json.loads(value) if value is not None else None
 
-    @_translating_errors
+    @translating_errors
     def known_ids(self, item_ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(item_ids))
         if not wanted:
@@ -200,11 +246,11 @@ class RedisStore:
         scores = self._redis.zmscore(self.keys.items_by_time(), wanted)
         return {item_id for item_id, score in zip(wanted, scores, strict=True) if score is not None}
 
-    @_translating_errors
+    @translating_errors
     def id_for_content_hash(self, content_hash: str) -> str | None:
         return self._redis.get(self.keys.content_hash(content_hash))
 
-    @_translating_errors
+    @translating_errors
     def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:
         if query.source is not None:
             index = self.keys.source_items(query.source)
@@ -243,25 +289,25 @@ class RedisStore:
         values = self._redis.mget([self.keys.item(item_id) for item_id in item_ids])
         return [json.loads(value) for value in values if value is not None]
 
-    @_translating_errors
+    @translating_errors
     def count_items(self, source: str | None = None) -> int:
         index = self.keys.source_items(source) if source is not None else self.keys.items_by_time()
         return self._redis.zcard(index)
 
     # --- conditional requests ----------------------------------------------------------
-    @_translating_errors
+    @translating_errors
     def get_validators(self, url: str) -> dict[str, str]:
         value = self._redis.get(self.keys.validators(url))
         return json.loads(value)["validators"] if value is not None else {}
 
-    @_translating_errors
+    @translating_errors
     def set_validators(self, url: str, validators: dict[str, str]) -> None:
         # The URL is kept beside its validators so that the hashed key reads back in redis-cli.
         value = json.dumps({"url": url, "validators": validators}, ensure_ascii=False)
         self._redis.set(self.keys.validators(url), value)
 
     # --- crawl runs ----------------------------------------------------------------------
-    @_translating_errors
+    @translating_errors
     def add_run(self, run: dict[str, Any]) -> None:
         score = parse_instant(run["started_at"]).timestamp()
         # MULTI/EXEC: the run and its two index entries are kept or lost together.
@@ -271,7 +317,7 @@ class RedisStore:
         pipe.zadd(self.keys.source_runs(run["source"]), {run["id"]: score})
         pipe.execute()
 
-    @_translating_errors
+    @translating_errors
     def runs(self, source: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
@@ -282,13 +328,32 @@ class RedisStore:
         values = self._redis.mget([self.keys.run(run_id) for run_id in run_ids])
         return [json.loads(value) for value in values if value is not None]
 
+    # --- small named state -------------------------------------------------------------
+    @translating_errors
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        value = self._redis.get(self.keys.state(name))
+        return json.loads(value) if value is not None else None
+
+    @translating_errors
+    def set_state(self, name: str, value: dict[str, Any]) -> None:
+        self._redis.set(self.keys.state(name), json.dumps(value, ensure_ascii=False))
+
+    # --- the store's other parts, on the same connection ----------------------------------
+    def story_index(self) -> StoryIndex:
+        from pipelines.store.redis_stories import RedisStoryIndex
+
+        return RedisStoryIndex(self.link)
+
+    def outbox(self) -> Outbox:
+        from pipelines.store.redis_outbox import RedisOutbox
+
+        return RedisOutbox(self.link)
+
     def close(self) -> None:
         self._redis.close()
 
 
-def _matches(
-    item: dict[str, Any], lang: str | None, needle: Callable[[str], bool] | None
-) -> bool:
+def _matches(item: dict[str, Any], lang: str | None, needle: Callable[[str], bool] | None) -> bool:
     if lang is not None and item.get("lang") != lang:
         return False
     if needle is None:

@@ -16,11 +16,14 @@ from pipelines.store.keys import parse_instant, sort_instant, sortable_utc
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from pipelines.store.outbox import Outbox
+    from pipelines.story_index import StoryIndex
+
 logger = logging.getLogger(__name__)
 
 URL_PREFIX = "sqlite:///"
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Bound variables per statement stay under SQLite's lowest default limit (999).
 ID_BATCH = 900
 NEWEST = ItemQuery()
@@ -36,6 +39,13 @@ CREATE TRIGGER IF NOT EXISTS items_text_insert AFTER INSERT ON items BEGIN
     INSERT INTO items_text (rowid, title, text)
     VALUES (new.rowid, json_extract(new.data, '$.title'), json_extract(new.data, '$.text'));
 END;
+"""
+
+STATE_TABLE = """
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL CHECK (json_valid(data))
+);
 """
 
 SCHEMA = f"""
@@ -67,16 +77,21 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started, id);
 CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started, id);
+
+{STATE_TABLE}
 """
 
-# Schema 1 indexed trigrams; its items are indexed again, by words.
+# The steps from an older schema to this one. Schema 1 indexed trigrams: its items are
+# indexed again, by words. Schema 2 had no state table.
 MIGRATIONS = {
     1: (
         "DROP TRIGGER IF EXISTS items_text_insert; DROP TABLE IF EXISTS items_text;",
         TEXT_INDEX,
         "INSERT INTO items_text (rowid, title, text) SELECT rowid,"
         " json_extract(data, '$.title'), json_extract(data, '$.text') FROM items;",
+        STATE_TABLE,
     ),
+    2: (STATE_TABLE,),
 }
 # A query with a word character goes to the word index; one of punctuation only scans.
 WORD = re.compile(r"[^\W_]")
@@ -130,6 +145,41 @@ def item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
     return where, params
 
 
+def cannot_open(path: str, exc: BaseException) -> str:
+    return (
+        f"cannot open the SQLite store {path!r}: {exc}"
+        " (check that the directory is writable and the file is a SQLite database)"
+    )
+
+
+def connect(path: str, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
+    """A connection to the store file as every part of the store opens it.
+
+    Autocommit (``isolation_level=None``): a write outside ``BEGIN`` is one statement, so
+    one implicit transaction. The connection may be used from a worker thread (the module
+    is built serialized, threadsafety 3). WAL lets readers run beside one writer, and
+    ``busy_timeout`` makes a second writer wait its turn instead of failing.
+    `synchronous`: NORMAL in WAL mode can lose the last commits on power loss but never
+    corrupts the file, and a lost item is fetched again by the next crawl; the alert
+    outbox, whose loss would mean a silent or double alert, asks for FULL.
+    Raises `StoreError` naming the file when it cannot be opened.
+    """
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        db.create_function("casefold", 1, _casefold, deterministic=True)
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {synchronous}")
+    except sqlite3.Error as exc:
+        db.close()
+        raise StoreError(cannot_open(path, exc)) from exc
+    return db
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -163,33 +213,15 @@ class SQLiteStore:
     def __init__(self, url: str) -> None:
         self.url = url  # a SQLite URL carries no password
         self.path = path_from_url(url)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit (isolation_level=None): each write is one statement, so one implicit
-        # transaction. The connection may be used from a worker thread (the module is
-        # built serialized, threadsafety 3). Opening is lazy: errors show on first use.
-        self._db = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        self._db = connect(self.path)
         try:
-            self._db.create_function("casefold", 1, _casefold, deterministic=True)
-            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode can lose the last commits on power loss but never corrupts
-            # the file; a lost item is fetched again by the next crawl. The alert outbox,
-            # whose loss would mean a silent or double alert, uses FULL.
-            self._db.execute("PRAGMA synchronous = NORMAL")
             self._create_schema()
         except StoreError:
             self._db.close()
             raise
         except sqlite3.Error as exc:
             self._db.close()
-            msg = (
-                f"cannot open the SQLite store {self.path!r}: {exc}"
-                " (check that the directory is writable and the file is a SQLite database)"
-            )
-            raise StoreError(msg) from exc
+            raise StoreError(cannot_open(self.path, exc)) from exc
 
     def _create_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -311,6 +343,31 @@ class SQLiteStore:
                 (source, limit),
             )
         return [json.loads(row[0]) for row in rows]
+
+    # --- small named state -------------------------------------------------------------
+    @_translating_errors
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT data FROM state WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @_translating_errors
+    def set_state(self, name: str, value: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO state (name, data) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            (name, json.dumps(value, ensure_ascii=False)),
+        )
+
+    # --- the store's other parts, on their own connections to the same file ---------------
+    def story_index(self) -> StoryIndex:
+        from pipelines.store.sqlite_stories import SQLiteStoryIndex
+
+        return SQLiteStoryIndex(self.path)
+
+    def outbox(self) -> Outbox:
+        from pipelines.store.sqlite_outbox import SQLiteOutbox
+
+        return SQLiteOutbox(self.path)
 
     def close(self) -> None:
         self._db.close()
