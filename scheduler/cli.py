@@ -5,89 +5,32 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from crawler.config import ConfigError, Source, find_source, load_sources
-from scheduler.problems import crawl_problems
-
-if TYPE_CHECKING:
-    from pipelines.store import Store
-
-app = typer.Typer(
-    help="Presswatch: watch government press and the portals that republish it.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+from crawler.config import find_source
+from scheduler.cli_support import (
+    JsonOption,
+    SourcesOption,
+    StoreOption,
+    app,
+    configured_sources,
+    console,
+    errors,
+    fail,
+    opened_store,
+    refusing_bad_input,
 )
-console = Console()
-errors = Console(stderr=True)
-
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        envvar="PRESSWATCH_STORE",
-        help="sqlite:///path.db (default sqlite:///presswatch.db) or redis://host:port/db",
-        show_default=False,
-    ),
-]
-SourcesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--sources",
-        envvar="PRESSWATCH_SOURCES",
-        help="sources.yaml to use instead of the bundled one",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-
-
-def fail(message: str, code: int = 2, *, label: str = "error") -> NoReturn:
-    """Say what is wrong in one unwrapped line (paths stay greppable) and exit."""
-    errors.print(f"[red]{label}:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def refusing_bad_input() -> Iterator[None]:
-    """Turn configuration and store errors into one clear message and exit code 2."""
-    from pipelines.store.base import StoreError
-
-    try:
-        yield
-    except (ConfigError, StoreError, ValueError) as exc:
-        fail(str(exc))
-
-
-@contextmanager
-def opened_store(url: str | None) -> Iterator[Store]:
-    from pipelines.store import open_store
-
-    with refusing_bad_input():
-        store = open_store(url)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _sources(path: Path | None) -> list[Source]:
-    with refusing_bad_input():
-        return load_sources(path)
+from scheduler.problems import crawl_problems
 
 
 @app.command()
 def sources(sources_file: SourcesOption = None, as_json: JsonOption = False) -> None:
     """List the configured sources (a broken file is refused with file, line and field)."""
-    configured = _sources(sources_file)
+    configured = configured_sources(sources_file)
     if as_json:
         for source in configured:
             print(source.model_dump_json())
@@ -139,7 +82,7 @@ def crawl(
     from pipelines.store import store_url_from_env
     from scheduler.runs import run_record
 
-    configured = _sources(sources_file)
+    configured = configured_sources(sources_file)
     with refusing_bad_input():
         chosen = [find_source(configured, n) for n in names] if names else configured
     chosen = [s for s in chosen if s.enabled]
@@ -347,7 +290,7 @@ def link(
     """Group saved items into stories offline: originals, copies, who they cite, lags."""
     from pipelines.stories import link_items
 
-    configured = _sources(sources_file)
+    configured = configured_sources(sources_file)
     result = link_items(list(_json_lines(items_file)), configured)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
@@ -369,3 +312,7 @@ def link(
             lag = member["lag_seconds"]
             lag_text = f"+{lag / 60:.0f} min" if lag is not None else "lag unknown"
             console.print(f"  {member['item']}  {lag_text}  {credit or 'cites no one'}")
+
+
+# Commands that live beside their subject register themselves on `app` when imported.
+from scheduler import cli_alerts, cli_service, cli_stories  # noqa: E402, F401 -- registers commands

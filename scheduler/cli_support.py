@@ -1,0 +1,80 @@
+"""What every `presswatch` command shares: the app, consoles, common options, clear failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from crawler.config import ConfigError, Source, load_sources
+
+if TYPE_CHECKING:
+    from pipelines.store import Store
+
+app = typer.Typer(
+    help="Presswatch: watch government press and the portals that republish it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="PRESSWATCH_STORE",
+        help="sqlite:///path.db (default sqlite:///presswatch.db) or redis://host:port/db",
+        show_default=False,
+    ),
+]
+SourcesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--sources",
+        envvar="PRESSWATCH_SOURCES",
+        help="sources.yaml to use instead of the bundled one",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def fail(message: str, code: int = 2, *, label: str = "error") -> NoReturn:
+    """Say what is wrong in one unwrapped line (paths stay greppable) and exit."""
+    errors.print(f"[red]{label}:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def refusing_bad_input() -> Iterator[None]:
+    """Turn configuration and store errors into one clear message and exit code 2."""
+    from pipelines.store.base import StoreError
+
+    try:
+        yield
+    except (ConfigError, StoreError, ValueError) as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def opened_store(url: str | None) -> Iterator[Store]:
+    from pipelines.store import open_store
+
+    with refusing_bad_input():
+        store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def configured_sources(path: Path | None) -> list[Source]:
+    with refusing_bad_input():
+        return load_sources(path)
