@@ -25,6 +25,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LoadMore(Strict):
+    """A listing that shows more links on a click or a scroll (browser sources only).
+
+    Each round clicks `click` (when given and visible) and/or scrolls to the bottom, then
+    waits up to `wait` seconds for more article links; it stops at `until_links` links,
+    after `max_rounds` rounds, or when a round adds none.
+    """
+
+    click: str | None = Field(default=None, description='CSS selector of the "load more" button')
+    scroll: bool = False
+    until_links: int = Field(default=100, ge=1, le=10_000)
+    max_rounds: int = Field(default=10, ge=1, le=100)
+    wait: float = Field(default=3.0, gt=0, le=30)
+
+    @model_validator(mode="after")
+    def _clicks_or_scrolls(self) -> LoadMore:
+        if not self.click and not self.scroll:
+            raise ValueError("give click (a button's CSS selector) or scroll: true, or both")
+        return self
+
+
 class Listing(Strict):
     """A listing page: article links matching `link_pattern`, following `next` pages."""
 
@@ -34,6 +55,9 @@ class Listing(Strict):
         default=None, description="regular expression of the next listing page's URL"
     )
     pages: int = Field(default=1, ge=1, le=50, description="how many listing pages to follow")
+    # browser sources only: what marks this listing as ready (default: the source's wait_for)
+    wait_for: str | None = None
+    load_more: LoadMore | None = None  # browser sources only: click or scroll for more links
 
     @field_validator("link_pattern", "next_pattern")
     @classmethod
@@ -46,15 +70,39 @@ class Listing(Strict):
         return value
 
 
+class JsonApi(Strict):
+    """A JSON endpoint behind a script-filled listing, polled directly (no browser needed).
+
+    ``crawler/browser.py`` says how to find one. `url` may hold ``{page}``, replaced by
+    1 .. `pages`.
+    """
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)  # what the endpoint insists on
+    items_path: str = Field(
+        default="", description="dotted path to the list of items (data.items); '' the top"
+    )
+    url_field: str = Field(default="url", description="dotted path of an item's link")
+    date_field: str | None = None  # dotted path of an item's date (ISO 8601 or Unix time)
+    pages: int = Field(default=1, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _pages_have_a_placeholder(self) -> JsonApi:
+        if self.pages > 1 and "{page}" not in self.url:
+            raise ValueError("pages > 1 needs {page} in url, where the page number goes")
+        return self
+
+
 class Discovery(Strict):
     feeds: list[str] = Field(default_factory=list)  # RSS, Atom
     sitemaps: list[str] = Field(default_factory=list)  # sitemap, sitemap index, news sitemap
     listings: list[Listing] = Field(default_factory=list)
+    json_api: list[JsonApi] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_a_way_in(self) -> Discovery:
-        if not (self.feeds or self.sitemaps or self.listings):
-            raise ValueError("give at least one of feeds, sitemaps or listings")
+        if not (self.feeds or self.sitemaps or self.listings or self.json_api):
+            raise ValueError("give at least one of feeds, sitemaps or listings (or json_api)")
         return self
 
 
@@ -78,7 +126,9 @@ class Source(Strict):
     aliases: list[str] = Field(default_factory=list)
     discovery: Discovery
     render: Literal["http", "browser"] = "http"
-    wait_for: str | None = None  # browser: CSS selector that marks the page as ready
+    # browser: CSS selectors that mark a listing page / an article page as rendered
+    wait_for: str | None = None
+    article_wait_for: str | None = None
     poll: str = "15m"
     selectors: Selectors = Field(default_factory=Selectors)
     encoding: str | None = None  # force a charset when the site declares a wrong one
@@ -109,6 +159,17 @@ class Source(Strict):
             if "/" in domain:
                 raise ValueError(f"{domain!r}: give a host name, not a URL")
         return [d.lower() for d in value]
+
+    @model_validator(mode="after")
+    def _browser_options_need_a_browser(self) -> Source:
+        if self.render == "browser":
+            return self
+        if self.wait_for or self.article_wait_for:
+            raise ValueError("wait_for and article_wait_for need render: browser")
+        for listing in self.discovery.listings:
+            if listing.wait_for or listing.load_more:
+                raise ValueError("a listing's wait_for and load_more need render: browser")
+        return self
 
     @property
     def poll_seconds(self) -> int:

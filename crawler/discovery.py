@@ -1,4 +1,5 @@
-"""Finding article URLs: RSS/Atom feeds, sitemaps (index, gzip, news) and listing pages.
+"""Finding article URLs: RSS/Atom feeds, sitemaps (index, gzip, news), listing pages and
+the JSON APIs that script-filled listings read.
 
 Pure functions over response bytes; the spider decides what to fetch. XML is parsed with
 entities left unresolved and no network access, so a hostile feed cannot read files or
@@ -7,6 +8,7 @@ reach other hosts (XXE) nor blow up memory (billion laughs).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,3 +181,48 @@ def parse_listing(
             seen.add(url)
             articles.append(Found(url))
     return ListingLinks(articles, next_page)
+
+
+def _at_path(data: object, path: str) -> object:
+    """The value at a dotted `path` ("data.items", "0.url") in parsed JSON, or None."""
+    for key in filter(None, path.split(".")):
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and key.isdigit() and int(key) < len(data):
+            data = data[int(key)]
+        else:
+            return None
+    return data
+
+
+def _json_date(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):  # Unix time, in seconds or milliseconds
+        seconds = value / 1000 if value > 10**11 else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    return _iso(value) if isinstance(value, str) else None
+
+
+def parse_json_api(
+    body: bytes, base_url: str, items_path: str, url_field: str, date_field: str | None = None
+) -> list[Found]:
+    """Article links of a JSON API answer: the items at `items_path`, each one's link at
+    `url_field` (resolved against `base_url`) and date at `date_field`, in answer order."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return []
+    items = _at_path(data, items_path)
+    if not isinstance(items, list):
+        return []
+    found: list[Found] = []
+    for item in items:
+        link = _at_path(item, url_field)
+        if isinstance(link, str) and link.strip():
+            date = _json_date(_at_path(item, date_field)) if date_field else None
+            found.append(Found(urljoin(base_url, link.strip()), date))
+    return found

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DISCOVERY_KINDS = frozenset({"feed", "sitemap", "listing"})
+DISCOVERY_KINDS = frozenset({"feed", "sitemap", "listing", "json_api"})
 
 
 class KnownItems:

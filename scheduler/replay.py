@@ -79,6 +79,11 @@ class ReplayPortal:
     robots_txt: str = "User-agent: *\nAllow: /\n"
     date_in_meta: bool = True
     feed_size: int = 50  # the feed carries the newest N articles
+    # "browser": listings and articles are empty shells that scripts fill from a JSON API
+    # after `script_delay_ms`; a listing shows `page_size` links, then more per click on
+    # its "load more" button (see BROWSER_READY)
+    render: Literal["http", "browser"] = "http"
+    script_delay_ms: int = 300
 
 
 # --- generated articles -------------------------------------------------------------------
@@ -255,30 +260,24 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def render_article(portal: ReplayPortal, article: ReplayArticle, related: list[ReplayArticle]):
+def _article_head(portal: ReplayPortal, article: ReplayArticle) -> str:
     meta = (
         f'<meta property="article:published_time" content="{_e(article.published_at)}">'
         if portal.date_in_meta
         else ""
     )
+    return (
+        f'<meta property="og:title" content="{_e(article.title)}">\n'
+        f'<meta property="og:site_name" content="{_e(portal.title)}">\n{meta}'
+    )
+
+
+def _article_main(article: ReplayArticle, related: list[ReplayArticle]) -> str:
     body = "\n".join(f"<p>{_e(p)}</p>" for p in article.paragraphs)
     links = "".join(f'<p>Источник: <a href="{_e(u)}">{_e(u)}</a></p>' for u in article.links)
     related_html = "".join(f'<li><a href="{r.path}">{_e(r.title)}</a></li>' for r in related)
     authors = ", ".join(article.authors)
-    return f"""<!DOCTYPE html>
-<html lang="{article.lang}"><head><meta charset="utf-8">
-<title>{_e(article.title)} — {_e(portal.title)}</title>
-<meta property="og:title" content="{_e(article.title)}">
-<meta property="og:site_name" content="{_e(portal.title)}">
-{meta}
-</head><body>
-<header class="site-header"><a class="logo" href="/">{_e(portal.title)}</a>
-<nav><ul><li><a href="/news/">Новости</a></li><li><a href="/politics/">Политика</a></li>
-<li><a href="/economy/">Экономика</a></li><li><a href="/society/">Общество</a></li></ul></nav>
-<form class="search" action="/search"><input name="q" placeholder="Поиск по сайту"></form>
-</header>
-<main>
-<ol class="breadcrumbs"><li><a href="/">Главная</a></li>
+    return f"""<ol class="breadcrumbs"><li><a href="/">Главная</a></li>
 <li><a href="/{article.section}/">Новости</a></li></ol>
 <article class="article">
 <h1 class="article-title">{_e(article.title)}</h1>
@@ -295,12 +294,96 @@ def render_article(portal: ReplayPortal, article: ReplayArticle, related: list[R
 <aside class="related"><h3>Читайте также</h3><ul>{related_html}</ul></aside>
 <section class="comments"><h3>Оставить комментарий</h3>
 <form><textarea placeholder="Ваш комментарий"></textarea>
-<button>Отправить</button></form><p>Комментариев пока нет. Будьте первым!</p></section>
+<button>Отправить</button></form><p>Комментариев пока нет. Будьте первым!</p></section>"""
+
+
+def _page(
+    portal: ReplayPortal, lang: str, title: str, head: str, main: str, *, tail: str = ""
+) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<title>{_e(title)}</title>
+{head}
+</head><body>
+<header class="site-header"><a class="logo" href="/">{_e(portal.title)}</a>
+<nav><ul><li><a href="/news/">Новости</a></li><li><a href="/politics/">Политика</a></li>
+<li><a href="/economy/">Экономика</a></li><li><a href="/society/">Общество</a></li></ul></nav>
+<form class="search" action="/search"><input name="q" placeholder="Поиск по сайту"></form>
+</header>
+<main>
+{main}
 </main>
 <footer class="site-footer"><p>© 2019 {_e(portal.title)}. Все права защищены.
 При использовании материалов ссылка на источник обязательна.</p>
 <p><a href="/about">О нас</a> · <a href="/ads">Реклама</a> · <a href="/contacts">Контакты</a></p>
-</footer></body></html>"""
+</footer>{tail}</body></html>"""
+
+
+def _article_title(portal: ReplayPortal, article: ReplayArticle) -> str:
+    return f"{article.title} — {portal.title}"
+
+
+def render_article(portal: ReplayPortal, article: ReplayArticle, related: list[ReplayArticle]):
+    return _page(
+        portal,
+        article.lang,
+        _article_title(portal, article),
+        _article_head(portal, article),
+        _article_main(article, related),
+    )
+
+
+# The browser-rendered portal: shells whose scripts fetch the content from /api/ after a delay.
+BROWSER_READY = {
+    "listing": "main.listing .card a",
+    "article": "article.article .article-body p",
+    "load_more": "button.load-more",
+}
+
+_ARTICLE_SCRIPT = """<script>
+setTimeout(async () => {
+  const reply = await fetch("/api/article?path=" + encodeURIComponent(location.pathname));
+  const data = await reply.json();
+  document.title = data.title;
+  document.head.insertAdjacentHTML("beforeend", data.head);
+  document.querySelector("main").innerHTML = data.main;
+}, %d);
+</script>"""
+
+_LISTING_SCRIPT = """<script>
+const list = document.querySelector("main.listing");
+const button = document.querySelector("button.load-more");
+let page = 0;
+async function more() {
+  page += 1;
+  const reply = await fetch("/api/listing?section=%s&page=" + page);
+  const data = await reply.json();
+  list.insertAdjacentHTML("beforeend", data.cards);
+  button.hidden = !data.more;
+}
+button.addEventListener("click", () => setTimeout(more, %d));
+setTimeout(more, %d);
+</script>"""
+
+
+def render_article_shell(portal: ReplayPortal, article: ReplayArticle) -> str:
+    """The article page of a browser-rendered portal: no text until its script runs."""
+    main = '<p class="loading">Загрузка…</p>'
+    script = _ARTICLE_SCRIPT % portal.script_delay_ms
+    return _page(portal, article.lang, portal.title, "", main, tail=script)
+
+
+def render_listing_shell(portal: ReplayPortal, section: str) -> str:
+    """The listing of a browser-rendered portal: no link until its script runs."""
+    delay = portal.script_delay_ms
+    return (
+        f'<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
+        f"<title>Новости — {_e(portal.title)}</title></head><body>"
+        f'<nav><a href="/">Главная</a> <a href="/about">О нас</a></nav>'
+        f'<main class="listing"></main><div class="pager">'
+        f'<button class="load-more" hidden>Показать ещё</button></div>'
+        f"{_LISTING_SCRIPT % (section, delay, delay)}</body></html>"
+    )
 
 
 def render_rss(portal: ReplayPortal, base: str, articles: list[ReplayArticle]) -> str:
@@ -369,14 +452,18 @@ def render_news_sitemap(portal: ReplayPortal, base: str, articles: list[ReplayAr
     )
 
 
-def render_listing(
-    portal: ReplayPortal, section: str, page: int, articles: list[ReplayArticle], more: bool
-) -> str:
-    cards = "".join(
+def render_cards(articles: list[ReplayArticle]) -> str:
+    return "".join(
         f'<div class="card"><a class="card-title" href="{a.path}">{_e(a.title)}</a>'
         f'<span class="card-date">{russian_date(a.published_at)}</span></div>'
         for a in articles
     )
+
+
+def render_listing(
+    portal: ReplayPortal, section: str, page: int, articles: list[ReplayArticle], more: bool
+) -> str:
+    cards = render_cards(articles)
     next_link = f'<a class="next" href="/{section}/?page={page + 1}">Далее</a>' if more else ""
     return (
         f'<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
@@ -429,11 +516,9 @@ class _PortalSite:
         if path == "/robots.txt":
             return _Page(portal.robots_txt.encode(), "text/plain; charset=utf-8", "robots")
         if path in self.by_path:
-            article = self.by_path[path]
-            index = self.articles.index(article)
-            related = self.articles[index + 1 : index + 4]
-            page = render_article(portal, article, related).encode("utf-8")
-            return _Page(page, "text/html; charset=utf-8", "article")
+            return self.article_page(self.by_path[path])
+        if path.startswith("/api/"):
+            return self.api(path, query)
         if portal.feed == "rss" and path == "/rss.xml":
             text = render_rss(portal, base, self.articles[: portal.feed_size])
             return self._validated(text.encode(), "application/rss+xml; charset=utf-8", "feed")
@@ -452,20 +537,73 @@ class _PortalSite:
                 body = render_news_sitemap(portal, base, self.articles[:1000]).encode()
                 return self._validated(body, "application/xml", "sitemap")
         section = path.strip("/")
-        if portal.listing and path.endswith("/") and section in self.sections:
+        if path.endswith("/") and section in self.sections:
+            return self.listing_page(section, query)
+        return None
+
+    def article_page(self, article: ReplayArticle) -> _Page:
+        if self.portal.render == "browser":
+            page = render_article_shell(self.portal, article)
+        else:
+            page = render_article(self.portal, article, self.related(article))
+        return _Page(page.encode("utf-8"), "text/html; charset=utf-8", "article")
+
+    def listing_page(self, section: str, query: dict[str, list[str]]) -> _Page | None:
+        portal = self.portal
+        if portal.render == "browser":
+            text = render_listing_shell(portal, section)
+            return _Page(text.encode(), "text/html; charset=utf-8", "listing")
+        if not portal.listing:
+            return None
+        try:
+            page_no = max(1, int(query.get("page", ["1"])[0]))
+        except ValueError:
+            return None
+        in_section = [a for a in self.articles if a.section == section]
+        start = (page_no - 1) * portal.page_size
+        chunk = in_section[start : start + portal.page_size]
+        if not chunk:
+            return None
+        more = start + portal.page_size < len(in_section)
+        text = render_listing(portal, section, page_no, chunk, more)
+        return self._validated(text.encode(), "text/html; charset=utf-8", "listing")
+
+    def related(self, article: ReplayArticle) -> list[ReplayArticle]:
+        index = self.articles.index(article)
+        return self.articles[index + 1 : index + 4]
+
+    def api(self, path: str, query: dict[str, list[str]]) -> _Page | None:
+        """The JSON the browser-rendered pages fetch: one article's markup, or a page of
+        the listing (its cards' markup and its items as data, as a site's API gives)."""
+        if path == "/api/article":
+            article = self.by_path.get(query.get("path", [""])[0])
+            if article is None:
+                return None
+            data: dict[str, Any] = {
+                "title": _article_title(self.portal, article),
+                "head": _article_head(self.portal, article),
+                "main": _article_main(article, self.related(article)),
+            }
+        elif path == "/api/listing":
+            section = query.get("section", [""])[0]
             try:
                 page_no = max(1, int(query.get("page", ["1"])[0]))
             except ValueError:
                 return None
             in_section = [a for a in self.articles if a.section == section]
-            start = (page_no - 1) * portal.page_size
-            chunk = in_section[start : start + portal.page_size]
-            if not chunk:
-                return None
-            more = start + portal.page_size < len(in_section)
-            text = render_listing(portal, section, page_no, chunk, more)
-            return self._validated(text.encode(), "text/html; charset=utf-8", "listing")
-        return None
+            start = (page_no - 1) * self.portal.page_size
+            chunk = in_section[start : start + self.portal.page_size]
+            data = {
+                "items": [
+                    {"url": a.path, "title": a.title, "published_at": a.published_at} for a in chunk
+                ],
+                "cards": render_cards(chunk),
+                "more": start + self.portal.page_size < len(in_section),
+            }
+        else:
+            return None
+        body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return _Page(body, "application/json; charset=utf-8", "api")
 
     def page(self, path: str, query_string: str) -> _Page | None:
         key = f"{path}?{query_string}"
@@ -551,6 +689,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that hang up (a browser closing a page), loud otherwise."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 def _serve(portals: list[ReplayPortal]) -> tuple[dict[str, _PortalSite], list[_Server]]:
     sites, servers = {}, []
@@ -617,14 +760,27 @@ class ReplayServer:
 
     def source_config(self, portal: str, **overrides: Any) -> dict[str, Any]:
         """A sources.yaml entry that discovers this portal through its feed, sitemap and
-        listing (whichever it has)."""
+        listing (whichever it has); for a browser-rendered portal, rendered in Chromium
+        with the listing's "load more" button clicked until every link shows."""
         spec, base = self.portals[portal], self.base_url(portal)
         discovery: dict[str, Any] = {"feeds": [], "sitemaps": [], "listings": []}
         if spec.feed:
             discovery["feeds"].append(f"{base}/{'rss' if spec.feed == 'rss' else 'atom'}.xml")
         if spec.sitemap:
             discovery["sitemaps"].append(f"{base}/sitemap.xml")
-        if spec.listing:
+        if spec.render == "browser":
+            for section in sorted({a.section for a in spec.articles}):
+                in_section = sum(1 for a in spec.articles if a.section == section)
+                load_more = {"click": BROWSER_READY["load_more"], "until_links": in_section}
+                discovery["listings"].append(
+                    {
+                        "url": f"{base}/{section}/",
+                        "link_pattern": rf"/{section}/[\w-]+\.html$",
+                        "wait_for": BROWSER_READY["listing"],
+                        "load_more": {**load_more, "max_rounds": 100},
+                    }
+                )
+        elif spec.listing:
             sections = sorted({a.section for a in spec.articles})
             pages = max(1, -(-len(spec.articles) // spec.page_size))
             for section in sections:
@@ -645,6 +801,9 @@ class ReplayServer:
             "discovery": {k: v for k, v in discovery.items() if v},
             "max_items": max(1, len(spec.articles)),
         }
+        if spec.render == "browser":
+            config["render"] = "browser"
+            config["article_wait_for"] = BROWSER_READY["article"]
         config.update(overrides)
         return config
 

@@ -22,7 +22,7 @@ from scrapy import signals
 from scrapy.http import Request, Response
 
 from crawler.config import Source, find_source, load_sources
-from crawler.discovery import Found, parse_feed, parse_listing, parse_sitemap
+from crawler.discovery import Found, parse_feed, parse_json_api, parse_listing, parse_sitemap
 from crawler.items import PressItem, item_id
 from crawler.pool import ExtractionPool, ParseOptions
 from crawler.urls import canonical_host, canonical_url
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KIND = "presswatch_kind"  # feed | sitemap | listing | article
+KIND = "presswatch_kind"  # feed | sitemap | listing | json_api | article
 ITEM_ID = "presswatch_item_id"
 BATCH = "presswatch_batch"  # item ids found by the same discovery response
 FOUND_DATE = "presswatch_found_date"
@@ -92,6 +92,7 @@ class PortalSpider(scrapy.Spider):
         self.pool: ExtractionPool
         self.options: ParseOptions
         self._requested: set[str] = set()
+        self._browser_problem: Exception | None = None  # raised by start(): ends this crawl
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> PortalSpider:
@@ -106,7 +107,19 @@ class PortalSpider(scrapy.Spider):
         )
         spider.options = spider.parse_options()
         crawler.signals.connect(spider.release_pool, signal=signals.spider_closed)
+        if spider.source.render == "browser":
+            spider.enable_browser(crawler)
         return spider
+
+    def enable_browser(self, crawler: Crawler) -> None:
+        """Render this source's pages in Chromium (crawler.browser), in this crawler only."""
+        # Imported here so that crawls of HTTP sources never load scrapy-playwright.
+        from crawler import browser
+
+        try:
+            browser.enable_browser(crawler.settings, self.source)
+        except browser.BrowserUnavailableError as exc:
+            self._browser_problem = browser.browser_problem(exc)
 
     def release_pool(self) -> None:
         self.pool.release()
@@ -117,6 +130,7 @@ class PortalSpider(scrapy.Spider):
         """The source's domains plus the hosts of its discovery URLs."""
         discovery = self.source.discovery
         urls = [*discovery.feeds, *discovery.sitemaps, *(lst.url for lst in discovery.listings)]
+        urls += [api.url for api in discovery.json_api]
         return set(self.source.domains) | {canonical_host(urlsplit(u).hostname or "") for u in urls}
 
     def allowed(self, url: str) -> bool:
@@ -129,6 +143,9 @@ class PortalSpider(scrapy.Spider):
     # --- discovery ----------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Request]:
+        if self._browser_problem is not None:
+            self._count("browser/unavailable")
+            raise self._browser_problem
         discovery = self.source.discovery
         for url in discovery.feeds:
             yield Request(url, callback=self.parse_feed, meta={KIND: "feed"}, priority=10)
@@ -137,6 +154,15 @@ class PortalSpider(scrapy.Spider):
         for index, listing in enumerate(discovery.listings):
             meta = {KIND: "listing", "presswatch_listing": index, "presswatch_page": 1}
             yield Request(listing.url, callback=self.parse_listing, meta=meta, priority=10)
+        for index, api in enumerate(discovery.json_api):
+            for page in range(1, api.pages + 1):
+                yield Request(
+                    api.url.replace("{page}", str(page)),
+                    headers=api.headers,
+                    callback=self.parse_json_api,
+                    meta={KIND: "json_api", "presswatch_api": index},
+                    priority=10,
+                )
 
     def parse_feed(self, response: Response) -> Iterator[Request]:
         found = parse_feed(response.body, response.url)
@@ -168,6 +194,14 @@ class PortalSpider(scrapy.Spider):
             meta = {KIND: "listing", "presswatch_listing": index, "presswatch_page": page + 1}
             yield Request(links.next_page, callback=self.parse_listing, meta=meta, priority=10)
         yield from self.article_requests(links.articles)
+
+    def parse_json_api(self, response: Response) -> Iterator[Request]:
+        api = self.source.discovery.json_api[response.meta["presswatch_api"]]
+        found = parse_json_api(
+            response.body, response.url, api.items_path, api.url_field, api.date_field
+        )
+        self._count("discovery/json_api_links", len(found))
+        yield from self.article_requests(found)
 
     def article_requests(self, found: Iterable[Found]) -> Iterator[Request]:
         """Requests for the links not requested yet in this run, newest first, up to
