@@ -11,6 +11,7 @@ aliases of sources.yaml (`AliasIndex`), or None when the name is unknown.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -105,9 +106,17 @@ ALIAS_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)+|[^\W_]+")
 CYRILLIC = re.compile(r"[а-яё]")
 
 
-@lru_cache(maxsize=4)
+_thread_local = threading.local()
+
+
 def _stemmer(language: str) -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer(language)
+    """This thread's stemmer for `language`: a snowball stemmer keeps the word it stems in
+    itself, so threads sharing one corrupt each other (IndexError in find_among_b); a
+    multi-source crawl links items in one store thread per source."""
+    stemmers = _thread_local.__dict__.setdefault("stemmers", {})
+    if language not in stemmers:
+        stemmers[language] = snowballstemmer.stemmer(language)
+    return stemmers[language]
 
 
 def _strip_kazakh_endings(word: str) -> str:

@@ -1,4 +1,8 @@
-"""Drop an item already seen: the same canonical URL, or the same text under another URL."""
+"""Drop an item already seen: the same canonical URL, or the same text elsewhere on its site.
+
+The same text on another site is not a duplicate: it is a syndicated copy, which story
+linking (`pipelines.syndication`) must see to show who republished a release word for word.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ class SeenInRun:
     """Ids and text hashes of the items that passed in this run."""
 
     ids: set[str] = field(default_factory=set)
-    hashes: dict[str, str] = field(default_factory=dict)  # content hash -> item id
+    hashes: dict[tuple[str, str], str] = field(default_factory=dict)  # (source, hash) -> id
 
 
 def _keys(item: dict[str, Any]) -> tuple[str, str, bool]:
@@ -38,28 +42,31 @@ def seen_before(item: dict[str, Any], seen: SeenInRun) -> Verdict:
     this_id, text_hash, has_text = _keys(item)
     if this_id in seen.ids:
         return "url"
-    same_text = seen.hashes.get(text_hash) if has_text else None
+    key = (item.get("source") or "", text_hash)
+    same_text = seen.hashes.get(key) if has_text else None
     if same_text is not None and same_text != this_id:
         return "text"
     seen.ids.add(this_id)
     if has_text:
-        seen.hashes.setdefault(text_hash, this_id)
+        seen.hashes.setdefault(key, this_id)
     return "new"
 
 
 def stored_before(item: dict[str, Any], store: Store) -> Verdict:
-    """Whether `item` repeats a stored one: its id, or its text under another id."""
+    """Whether `item` repeats a stored one: its id, or its text under another id of its source."""
     this_id, text_hash, has_text = _keys(item)
     if store.known_ids([this_id]):
         return "url"
-    same_text = store.id_for_content_hash(text_hash) if has_text else None
+    source = item.get("source") or ""
+    same_text = store.id_for_content_hash(source, text_hash) if has_text else None
     if same_text is not None and same_text != this_id:
         return "text"
     return "new"
 
 
 class DedupPipeline:
-    """Drop items whose URL or text was seen in this run or is in the store.
+    """Drop items whose URL, or whose text on the same source, was seen in this run or is
+    in the store.
 
     Settings: ``DEDUP_ENABLED`` (True), ``DEDUP_USE_STORE`` (True: also compare with the
     stored items). Stats: ``dedup/url``, ``dedup/text``, ``dedup/passed``.
@@ -89,5 +96,5 @@ class DedupPipeline:
             self.crawler.stats.inc_value("dedup/passed")
             return item
         self.crawler.stats.inc_value(f"dedup/{verdict}")
-        reason = "same URL" if verdict == "url" else "same text as another URL"
+        reason = "same URL" if verdict == "url" else "same text as another URL of this source"
         raise DropItem(f"duplicate ({reason}): {fields.get('url')}", log_level="INFO")

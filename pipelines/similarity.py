@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -159,9 +160,17 @@ def _stem(word: str) -> str:
     return _stemmer(language).stemWord(word)
 
 
-@lru_cache(maxsize=4)
+_thread_local = threading.local()
+
+
 def _stemmer(language: str) -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer(language)
+    """This thread's stemmer for `language`: a snowball stemmer keeps the word it stems in
+    itself, so threads sharing one corrupt each other (IndexError in find_among_b); a
+    multi-source crawl links items in one store thread per source."""
+    stemmers = _thread_local.__dict__.setdefault("stemmers", {})
+    if language not in stemmers:
+        stemmers[language] = snowballstemmer.stemmer(language)
+    return stemmers[language]
 
 
 def content_stems(text: str) -> list[str]:

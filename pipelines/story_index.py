@@ -86,8 +86,12 @@ class StoryIndex(Protocol):
 
     def members(self, story_id: str) -> set[str]: ...
 
-    def put_story(self, story_id: str, record: dict[str, Any]) -> None:
-        """Keep the assembled story (JSON-ready), replacing the previous record."""
+    def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
+        """Keep the assembled story (JSON-ready), replacing the previous record, and log the
+        change, but only when the record's members are the story's members now; else do
+        nothing and return False. A record assembled before another process joined an item
+        is stale, and that process writes its own record after its join: the last writer
+        always holds every member, so a story's record never loses one."""
 
     def get_story(self, story_id: str) -> dict[str, Any] | None: ...
 
@@ -103,6 +107,9 @@ class StoryIndex(Protocol):
         first. Sequences grow by one per put and are never reused, so a reader (the alert
         job) keeps the last one it handled as its cursor. A story id there may since have
         been merged away: `get_story` follows it to the survivor."""
+
+    def close(self) -> None:
+        """Release the connection this index opened (a shared one stays open)."""
 
 
 def story_first_seen(record: dict[str, Any]) -> str:
@@ -177,15 +184,21 @@ class MemoryStoryIndex:
     def members(self, story_id: str) -> set[str]:
         return set(self._members.get(self._live(story_id), set()))
 
-    def put_story(self, story_id: str, record: dict[str, Any]) -> None:
+    def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
+        if {member["item"] for member in record["members"]} != self._members.get(story_id):
+            return False
         self._records[story_id] = record
         self._changes.append(story_id)
+        return True
 
     def get_story(self, story_id: str) -> dict[str, Any] | None:
         return self._records.get(self._live(story_id))
 
     def story_ids(self) -> list[str]:
         return sorted(s for s, members in self._members.items() if members)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def latest_stories(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         live = [self._records[s] for s in self.story_ids() if s in self._records]

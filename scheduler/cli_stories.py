@@ -1,3 +1,66 @@
 """`presswatch stories` and `presswatch story ID`: review stories, their originals and copies."""
 
 from __future__ import annotations
+
+import json
+from contextlib import closing
+from itertools import islice
+from typing import Annotated
+
+import typer
+
+from scheduler.cli_support import JsonOption, StoreOption, app, console, fail, opened_store
+from scheduler.story_view import (
+    StoryView,
+    find_story,
+    iter_stories,
+    stories_table,
+    timeline_table,
+)
+
+
+@app.command()
+def stories(
+    limit: Annotated[int, typer.Option(min=1, help="how many stories to show")] = 30,
+    min_copies: Annotated[
+        int, typer.Option(min=0, help="only stories with at least this many copies")
+    ] = 0,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List stories, newest first: the original, how many copies, which sources, first seen."""
+    with opened_store(store) as st, closing(st.story_index()) as index:
+        records = list(islice(iter_stories(index, min_copies), limit))
+        if as_json:
+            for record in records:
+                print(json.dumps(record, ensure_ascii=False))
+            return
+        views = [StoryView.load(index, record) for record in records]
+    shown = f"{len(views)} stories" + (f" with {min_copies}+ copies" if min_copies else "")
+    console.print(stories_table(views, title=f"{shown}, newest first"))
+    console.print("A story's timeline: presswatch story ID (a story id or any item id).")
+
+
+@app.command()
+def story(
+    story_id: Annotated[str, typer.Argument(help="a story id, or the id of an item in it")],
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one story as a timeline of its original and copies.
+
+    Each copy with its lag behind the original, its similarity to it and whom it credits
+    with which phrase, or the unattributed flag. ID may be any item's id.
+    """
+    with opened_store(store) as st, closing(st.story_index()) as index:
+        record = find_story(index, story_id)
+        if record is None:
+            fail(
+                f"no story or item {story_id!r} is linked; `presswatch stories` lists story "
+                "ids and `presswatch items` item ids"
+            )
+        if as_json:
+            print(json.dumps(record, ensure_ascii=False))
+            return
+        view = StoryView.load(index, record)
+    console.print(timeline_table(view))

@@ -1,13 +1,16 @@
-"""Exports of collected items: JSON lines and formula-safe CSV."""
+"""Exports of collected items with their story provenance: JSON lines and formula-safe CSV."""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-EXPORT_COLUMNS = (
+if TYPE_CHECKING:
+    from pipelines.story_index import StoryIndex
+
+ITEM_COLUMNS = (
     "id",
     "source",
     "url",
@@ -21,6 +24,18 @@ EXPORT_COLUMNS = (
     "content_hash",
     "flags",
 )
+# Where an item stands in its story; empty (None) for an item not linked yet.
+PROVENANCE_COLUMNS = (
+    "story_id",
+    "role",  # original | copy
+    "original_url",  # empty when the original is a cited source not collected
+    "original_source",
+    "cited_sources",  # whom the item credits: source names, else the names it uses
+    "attribution",  # the phrases (or links) that credit them
+    "unattributed",  # a copy of an official text that credits no one
+    "lag_seconds",  # behind the original; None when either time is unknown
+)
+EXPORT_COLUMNS = ITEM_COLUMNS + PROVENANCE_COLUMNS
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -29,10 +44,61 @@ def csv_safe(value: Any) -> str:
     """The cell text for `value`, with a leading quote where a spreadsheet would run it."""
     if value is None:
         return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # a number is data, even a negative lag: no quote needed
     if isinstance(value, list):
         value = "; ".join(str(v) for v in value)
     text = str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def provenance(item_id: str, record: dict[str, Any], original_url: str | None) -> dict[str, Any]:
+    """The provenance columns of one item of the story `record` (`Story.to_dict()`), given
+    the URL of the story's original item (None when it is external)."""
+    member = next(m for m in record["members"] if m["item"] == item_id)
+    cited = [cite["source"] or cite["name"] for cite in member["cites"]]
+    return {
+        "story_id": record["id"],
+        "role": member["role"],
+        "original_url": original_url,
+        "original_source": record["original"]["source"],
+        "cited_sources": list(dict.fromkeys(cited)),
+        "attribution": [cite["phrase"] for cite in member["cites"]],
+        "unattributed": member["unattributed"],
+        "lag_seconds": member["lag_seconds"],
+    }
+
+
+class ProvenanceLookup:
+    """The provenance of items from a story index: one ``story_of`` per item, each story's
+    record and original URL read once."""
+
+    def __init__(self, index: StoryIndex) -> None:
+        self.index = index
+        self._stories: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
+
+    def _story(self, story_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        if story_id not in self._stories:
+            record = self.index.get_story(story_id)
+            original = record["original"]["item"] if record else None
+            found = self.index.get_items([original]) if original else {}
+            url = found[original].url if original in found else None
+            self._stories[story_id] = (record, url)
+        return self._stories[story_id]
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        story_id = self.index.story_of(item["id"])
+        record, original_url = self._story(story_id) if story_id else (None, None)
+        if record is None or not any(m["item"] == item["id"] for m in record["members"]):
+            return dict.fromkeys(PROVENANCE_COLUMNS)
+        return provenance(item["id"], record, original_url)
+
+
+def with_provenance(items: Iterable[dict[str, Any]], index: StoryIndex) -> Iterator[dict[str, Any]]:
+    """Each item with its provenance columns filled from `index`."""
+    lookup = ProvenanceLookup(index)
+    for item in items:
+        yield {**item, **lookup(item)}
 
 
 def export_row(item: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from pipelines.stories import StoryLinker, link_items, link_view
 from pipelines.story_index import MemoryStoryIndex
 from scheduler.demo import load_stories
-from tests.test_stories import AQSU, CARAVAN, PRIME, STEPPE, demo_items, demo_sources
+from tests.stories_data import AQSU, CARAVAN, PRIME, STEPPE, demo_items, demo_sources
 
 # Measured on the demo corpus: pairwise co-membership P 1.0, R 0.943 (82 of 87 pairs).
 MIN_PRECISION = 0.95

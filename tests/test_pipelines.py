@@ -152,6 +152,8 @@ def test_seen_before_in_the_run() -> None:
     assert seen_before(first, seen) == "url"
     elsewhere = first | {"url": "https://other.test/copy", "id": ""}
     assert seen_before(elsewhere, seen) == "text"
+    syndicated = first | {"url": "https://copier.test/copy", "id": "", "source": "copier"}
+    assert seen_before(syndicated, seen) == "new"  # another site's copy is for stories
     different = elsewhere | {"text": "Другой текст.", "content_hash": content_hash("Другой текст.")}
     assert seen_before(different, seen) == "new"
     empty = press_item("https://other.test/empty", text="").to_dict()
@@ -165,6 +167,8 @@ def test_stored_before(crawler: Crawler) -> None:
     store.add_item(stored)
     assert stored_before(stored, store) == "url"
     assert stored_before(stored | {"url": "https://b.test/x", "id": ""}, store) == "text"
+    copied = stored | {"url": "https://b.test/x", "id": "", "source": "copier"}
+    assert stored_before(copied, store) == "new"
     other = press_item("https://b.test/y", text="Иное.").to_dict()
     assert stored_before(other, store) == "new"
 

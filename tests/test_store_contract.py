@@ -93,20 +93,24 @@ def test_known_ids_answers_for_a_whole_feed(store: Store) -> None:
     assert store.known_ids(big_feed) == {stored[4]["id"]}
 
 
-def test_content_hash_names_the_first_item_with_that_text(store: Store) -> None:
+def test_content_hash_names_the_first_item_of_the_source_with_that_text(store: Store) -> None:
     original = make_item("1", source="primeminister", text="Один и тот же текст.")
-    copy = make_item("2", source="caravan", text="Один и тот же текст.")
-    store.add_item(original)
-    store.add_item(copy)
-    assert store.id_for_content_hash(content_hash("Один и тот же текст.")) == original["id"]
-    assert store.id_for_content_hash(content_hash("никогда не встречался")) is None
+    mirror = make_item("2", source="primeminister", text="Один и тот же текст.")
+    copy = make_item("3", source="caravan", text="Один и тот же текст.")
+    for item in (original, mirror, copy):
+        store.add_item(item)
+    digest = content_hash("Один и тот же текст.")
+    assert store.id_for_content_hash("primeminister", digest) == original["id"]
+    assert store.id_for_content_hash("caravan", digest) == copy["id"]  # a copy, not a mirror
+    assert store.id_for_content_hash("tengrinews", digest) is None
+    assert store.id_for_content_hash("caravan", content_hash("никогда не встречался")) is None
 
 
 def test_item_without_content_hash_is_stored_but_not_hash_indexed(store: Store) -> None:
     item = {**make_item("1"), "content_hash": ""}
     assert store.add_item(item) is True
     assert store.get_item(item["id"]) == item
-    assert store.id_for_content_hash("") is None
+    assert store.id_for_content_hash(item["source"], "") is None
 
 
 @pytest.fixture
@@ -323,7 +327,7 @@ def test_two_processes_adding_the_same_items_keep_one_copy_each(
     assert store.count_items("primeminister") == len(items)
     assert store.known_ids(ids(items)) == set(ids(items))
     assert len(store.items(ItemQuery(limit=1000))) == len(items)
-    assert store.id_for_content_hash(content_hash("Текст 7")) == items[7]["id"]
+    assert store.id_for_content_hash("primeminister", content_hash("Текст 7")) == items[7]["id"]
 
 
 # --- SQLite only -------------------------------------------------------------------------
@@ -450,7 +454,7 @@ def test_redis_keys_are_readable_json(redis_url: str) -> None:
     assert raw.zscore("pw:items:by_time", item["id"]) == 1574049600.0  # 10:00 +06:00
     assert raw.zscore("pw:source:akorda:items", item["id"]) is not None
     assert raw.zscore("pw:lang:kk:items", item["id"]) is not None
-    assert raw.get(f"pw:hash:{item['content_hash']}") == item["id"]
+    assert raw.get(f"pw:source:akorda:hash:{item['content_hash']}") == item["id"]
     assert json.loads(raw.get(Keys().validators("https://akorda.kz/ru/rss")))["url"] == (
         "https://akorda.kz/ru/rss"
     )
@@ -460,7 +464,7 @@ def test_redis_keys_are_readable_json(redis_url: str) -> None:
         "pw:items:by_time",
         "pw:source:akorda:items",
         "pw:lang:kk:items",
-        f"pw:hash:{item['content_hash']}",
+        f"pw:source:akorda:hash:{item['content_hash']}",
         Keys().validators("https://akorda.kz/ru/rss"),
         "pw:run:r1",
         "pw:runs",

@@ -10,48 +10,7 @@ from crawler.config import Source
 from crawler.items import item_id
 from pipelines.stories import ORIGINAL, SourceCatalog, StoryLinker, assemble_story
 from pipelines.story_index import ItemSummary, MemoryStoryIndex
-from scheduler.demo import load_articles, load_portals
-
-PRIME = "primeminister/pervyy-vitse-premer-provel-peregovory-s-gendirektorom-roskosmosa-1907091"
-CARAVAN = "caravan/pervyy-vitse-premer-rk-provel-peregovory-s-rogozinym"
-STEPPE = "steppe/baiterek-na-baikonure"
-AQSU = "aqsu/mamin-rogozin-baikonur"
-BAIKONUR = (PRIME, CARAVAN, STEPPE, AQSU)
-
-
-def demo_sources() -> list[Source]:
-    """The demo portals as configured sources (kind, domains, aliases); discovery unused."""
-    return [
-        Source(
-            name=p.name,
-            title=p.title,
-            kind=p.kind,
-            domains=p.domains,
-            languages=p.languages,
-            timezone=p.timezone,
-            aliases=p.aliases,
-            discovery={"feeds": [f"https://{p.domains[0]}/rss"]},
-        )
-        for p in load_portals()
-    ]
-
-
-def demo_items() -> list[dict[str, Any]]:
-    """The demo articles as PressItem dicts, keyed by the corpus ids."""
-    return [
-        {
-            "id": a["id"],
-            "url": a["url"],
-            "source": a["portal"],
-            "title": a["title"],
-            "text": "\n\n".join(a["paragraphs"]),
-            "lead": a["lead"],
-            "published_at": a["published_at"],
-            "lang": a["lang"],
-            "links": a["links"],
-        }
-        for a in load_articles()
-    ]
+from tests.stories_data import AQSU, BAIKONUR, CARAVAN, PRIME, STEPPE, demo_items, demo_sources
 
 
 @pytest.fixture(scope="module")

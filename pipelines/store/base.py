@@ -71,8 +71,9 @@ class Store(Protocol):
     def known_ids(self, item_ids: Iterable[str]) -> set[str]:
         """Which of `item_ids` are stored (one round trip for a whole feed)."""
 
-    def id_for_content_hash(self, content_hash: str) -> str | None:
-        """The stored item whose text has this hash, if any (same text, another URL)."""
+    def id_for_content_hash(self, source: str, content_hash: str) -> str | None:
+        """The first stored item of `source` whose text has this hash, if any (the same
+        text under another URL of one site; another site's copy is syndication, kept)."""
 
     def items(self, query: ItemQuery = ItemQuery()) -> list[dict[str, Any]]: ...
 

@@ -220,7 +220,7 @@ class RedisStore:
             index_keys.append(self.keys.lang_items(item["lang"]))
         has_hash = bool(item.get("content_hash"))
         if has_hash:
-            index_keys.append(self.keys.content_hash(item["content_hash"]))
+            index_keys.append(self.keys.content_hash(item["source"], item["content_hash"]))
         created = self._add_item(
             keys=[self.keys.item(item_id), *index_keys],
             args=[
@@ -247,8 +247,8 @@ class RedisStore:
         return {item_id for item_id, score in zip(wanted, scores, strict=True) if score is not None}
 
     @translating_errors
-    def id_for_content_hash(self, content_hash: str) -> str | None:
-        return self._redis.get(self.keys.content_hash(content_hash))
+    def id_for_content_hash(self, source: str, content_hash: str) -> str | None:
+        return self._redis.get(self.keys.content_hash(source, content_hash))
 
     @translating_errors
     def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:

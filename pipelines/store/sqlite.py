@@ -278,9 +278,10 @@ class SQLiteStore:
         return known
 
     @_translating_errors
-    def id_for_content_hash(self, content_hash: str) -> str | None:
+    def id_for_content_hash(self, source: str, content_hash: str) -> str | None:
         row = self._db.execute(
-            "SELECT id FROM items WHERE content_hash = ? ORDER BY rowid LIMIT 1", (content_hash,)
+            "SELECT id FROM items WHERE content_hash = ? AND source = ? ORDER BY rowid LIMIT 1",
+            (content_hash, source),
         ).fetchone()
         return row[0] if row else None
 

@@ -1,0 +1,323 @@
+"""The story index in the Redis store: `StoryIndex` verbs over the keys `Keys` names.
+
+Writes that decide a story (`join`, `merge`, `put_story`) are Lua scripts, so each runs
+whole while no other client's command does; they follow the forward pointers merges leave
+(see the concurrency contract in `pipelines.story_index`). A script reaches the member set
+and record of a story it finds by following pointers, so it builds those two key names
+from their prefix (passed in ARGV): a standalone or replicated Redis runs that fine; a
+Redis Cluster would not, and Presswatch does not use one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from pipelines.store.keys import parse_instant
+from pipelines.store.redis import translating_errors
+from pipelines.story_index import ItemSummary, story_first_seen
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from pipelines.store.redis import RedisLink
+
+# Shared by the scripts. KEYS[1] merged-pointer hash. Lua's `<` on strings follows the
+# server's locale (strcoll), so ids are compared byte by byte, as Python and SQLite do.
+LUA_HELPERS = """
+local function live(story)
+    local next_story = redis.call('HGET', KEYS[1], story)
+    while next_story do
+        story = next_story
+        next_story = redis.call('HGET', KEYS[1], story)
+    end
+    return story
+end
+local function bytewise_less(a, b)
+    for i = 1, math.min(#a, #b) do
+        local x, y = string.byte(a, i), string.byte(b, i)
+        if x ~= y then
+            return x < y
+        end
+    end
+    return #a < #b
+end
+"""
+
+# KEYS: the key sets to add the item to. ARGV: item id. One script rather than MULTI with a
+# SADD per key: the item is indexed under all its keys or none either way, and the script
+# took 0.31 ms against 0.54 ms for 64 band keys on loopback.
+ADD_KEYS_LUA = """
+for i = 1, #KEYS do
+    redis.call('SADD', KEYS[i], ARGV[1])
+end
+return #KEYS
+"""
+
+# KEYS: merged, by-item hash, live set, first-seen hash, latest zset.
+# ARGV: story id, item id, members key prefix. Returns the story the item is in now.
+JOIN_LUA = (
+    LUA_HELPERS
+    + """
+local story = live(ARGV[1])
+local item = ARGV[2]
+local previous = redis.call('HGET', KEYS[2], item)
+if previous and previous ~= story then
+    local left = ARGV[3] .. previous
+    redis.call('SREM', left, item)
+    if redis.call('EXISTS', left) == 0 then
+        redis.call('SREM', KEYS[3], previous)
+        redis.call('ZREM', KEYS[5], previous)
+    end
+end
+redis.call('HSET', KEYS[2], item, story)
+redis.call('SADD', ARGV[3] .. story, item)
+if redis.call('SADD', KEYS[3], story) == 1 then
+    -- a story with a record but no members until now enters the newest-first list
+    local seen = redis.call('HGET', KEYS[4], story)
+    if seen then
+        redis.call('ZADD', KEYS[5], seen, story)
+    end
+end
+return story
+"""
+)
+
+# KEYS: merged, by-item hash, live set, first-seen hash, latest zset.
+# ARGV: story a, story b, members key prefix, record key prefix. Returns the survivor.
+MERGE_LUA = (
+    LUA_HELPERS
+    + """
+local into, absorbed = live(ARGV[1]), live(ARGV[2])
+if into == absorbed then
+    return into
+end
+if bytewise_less(absorbed, into) then
+    into, absorbed = absorbed, into
+end
+local from, to = ARGV[3] .. absorbed, ARGV[3] .. into
+local moved = redis.call('SMEMBERS', from)
+-- item by item, so a merge costs what moves, not the size of the story it joins
+for _, item in ipairs(moved) do
+    redis.call('HSET', KEYS[2], item, into)
+    redis.call('SADD', to, item)
+end
+if #moved > 0 then
+    redis.call('DEL', from)
+    redis.call('SREM', KEYS[3], absorbed)
+    if redis.call('SADD', KEYS[3], into) == 1 then
+        local seen = redis.call('HGET', KEYS[4], into)
+        if seen then
+            redis.call('ZADD', KEYS[5], seen, into)
+        end
+    end
+end
+redis.call('DEL', ARGV[4] .. absorbed)
+redis.call('HDEL', KEYS[4], absorbed)
+redis.call('ZREM', KEYS[5], absorbed)
+redis.call('HSET', KEYS[1], absorbed, into)
+return into
+"""
+)
+
+# KEYS: merged, record, first-seen hash, live set, latest zset, change list.
+# ARGV: story id, record JSON, first-seen score. Returns the change's sequence.
+PUT_STORY_LUA = """
+-- Only a record of the story's members now (see StoryIndex.put_story): the same count and
+-- each one a member. A story merged away since it was assembled has none, so no record.
+if redis.call('SCARD', KEYS[7]) ~= #ARGV - 3 then
+    return 0
+end
+for i = 4, #ARGV do
+    if redis.call('SISMEMBER', KEYS[7], ARGV[i]) == 0 then
+        return 0
+    end
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+end
+redis.call('RPUSH', KEYS[6], ARGV[1])
+return 1
+"""
+
+# KEYS: merged. ARGV: story id, members key prefix. The members of the live story.
+MEMBERS_LUA = (
+    LUA_HELPERS
+    + """
+return redis.call('SMEMBERS', ARGV[2] .. live(ARGV[1]))
+"""
+)
+
+# KEYS: merged. ARGV: story id, record key prefix. The live story's record, or nil.
+GET_STORY_LUA = (
+    LUA_HELPERS
+    + """
+return redis.call('GET', ARGV[2] .. live(ARGV[1]))
+"""
+)
+
+# KEYS: latest zset. ARGV: first rank, last rank, record key prefix. Every id in the zset
+# has a record (they are written and dropped together), so the reply has no holes.
+LATEST_LUA = """
+local ids = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'REV')
+local records = {}
+for i, story in ipairs(ids) do
+    records[i] = redis.call('GET', ARGV[3] .. story)
+end
+return records
+"""
+
+
+def first_seen_score(record: dict[str, Any]) -> str:
+    """The sorted-set score of a story: its first-seen time in epoch seconds, ``-inf`` when
+    no member has a time (last of all, as the empty string is in `story_first_seen` order)."""
+    first_seen = story_first_seen(record)
+    if not first_seen:
+        return "-inf"
+    return repr(parse_instant(first_seen).timestamp())
+
+
+class RedisStoryIndex:
+    """`StoryIndex` in Redis, on the store's connection (`RedisLink`).
+
+    The link's client belongs to the `RedisStore` that opened it, which the other store
+    parts share: `close` leaves it open, and `RedisStore.close` closes it.
+    """
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self._redis = link.client
+        self._keys = link.keys
+        self._add_keys = self._redis.register_script(ADD_KEYS_LUA)
+        self._join = self._redis.register_script(JOIN_LUA)
+        self._merge = self._redis.register_script(MERGE_LUA)
+        self._put_story = self._redis.register_script(PUT_STORY_LUA)
+        self._members = self._redis.register_script(MEMBERS_LUA)
+        self._get_story = self._redis.register_script(GET_STORY_LUA)
+        self._latest = self._redis.register_script(LATEST_LUA)
+
+    def _story_keys(self) -> list[str]:
+        keys = self._keys
+        return [
+            keys.merged_stories(),
+            keys.item_stories(),
+            keys.live_stories(),
+            keys.story_first_seen(),
+            keys.latest_stories(),
+        ]
+
+    # --- items and candidates -----------------------------------------------------------
+    @translating_errors
+    def put_item(self, summary: ItemSummary) -> None:
+        value = json.dumps(summary.to_dict(), ensure_ascii=False)
+        self._redis.set(self._keys.story_item(summary.id), value)
+
+    @translating_errors
+    def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
+        wanted = list(dict.fromkeys(item_ids))
+        if not wanted:
+            return {}
+        values = self._redis.mget([self._keys.story_item(item_id) for item_id in wanted])
+        return {
+            item_id: ItemSummary.from_dict(json.loads(value))
+            for item_id, value in zip(wanted, values, strict=True)
+            if value is not None
+        }
+
+    @translating_errors
+    def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
+        wanted = [self._keys.story_key(key) for key in set(keys)]
+        if wanted:
+            self._add_keys(keys=wanted, args=[item_id])
+
+    @translating_errors
+    def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
+        wanted = [self._keys.story_key(key) for key in set(keys)]
+        if not wanted:
+            return set()
+        # ZUNION reads sets as scores of 1, so each item's score counts the keys it is under.
+        counted = self._redis.zunion(wanted, withscores=True)
+        return {item_id for item_id, count in counted if count >= at_least}
+
+    # --- stories ------------------------------------------------------------------------
+    @translating_errors
+    def story_of(self, item_id: str) -> str | None:
+        return self._redis.hget(self._keys.item_stories(), item_id)
+
+    @translating_errors
+    def join(self, story_id: str, item_id: str) -> str:
+        return self._join(
+            keys=self._story_keys(), args=[story_id, item_id, self._keys.story_members("")]
+        )
+
+    @translating_errors
+    def merge(self, story_a: str, story_b: str) -> str:
+        return self._merge(
+            keys=self._story_keys(),
+            args=[story_a, story_b, self._keys.story_members(""), self._keys.story("")],
+        )
+
+    @translating_errors
+    def members(self, story_id: str) -> set[str]:
+        members = self._members(
+            keys=[self._keys.merged_stories()], args=[story_id, self._keys.story_members("")]
+        )
+        return set(members)
+
+    @translating_errors
+    def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
+        keys = self._keys
+        members = sorted({member["item"] for member in record["members"]})
+        return bool(
+            self._put_story(
+                keys=[
+                    keys.merged_stories(),
+                    keys.story(story_id),
+                    keys.story_first_seen(),
+                    keys.live_stories(),
+                    keys.latest_stories(),
+                    keys.story_changes(),
+                    keys.story_members(story_id),
+                ],
+                args=[
+                    story_id,
+                    json.dumps(record, ensure_ascii=False),
+                    first_seen_score(record),
+                    *members,
+                ],
+            )
+        )
+
+    @translating_errors
+    def get_story(self, story_id: str) -> dict[str, Any] | None:
+        value = self._get_story(
+            keys=[self._keys.merged_stories()], args=[story_id, self._keys.story("")]
+        )
+        return json.loads(value) if value is not None else None
+
+    @translating_errors
+    def story_ids(self) -> list[str]:
+        return sorted(self._redis.smembers(self._keys.live_stories()))
+
+    @translating_errors
+    def latest_stories(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        values = self._latest(
+            keys=[self._keys.latest_stories()],
+            args=[offset, offset + limit - 1, self._keys.story("")],
+        )
+        return [json.loads(value) for value in values]
+
+    # --- change log ---------------------------------------------------------------------
+    @translating_errors
+    def changes(self, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
+        if limit <= 0:
+            return []
+        story_ids = self._redis.lrange(self._keys.story_changes(), after, after + limit - 1)
+        return [(after + 1 + n, story_id) for n, story_id in enumerate(story_ids)]
+
+    def close(self) -> None:
+        """Nothing to release: the connection is the store's (see the class docstring)."""

@@ -1,0 +1,259 @@
+"""The story index in the SQLite store file: `StoryIndex` verbs over ``story_*`` tables.
+
+Each verb is one statement or one ``BEGIN IMMEDIATE`` transaction, so two crawl processes
+linking into one file at once see each other's writes whole (see the concurrency contract
+in `pipelines.story_index`). The tables live beside the item schema in the same file but
+are created here, with ``IF NOT EXISTS``, and leave ``PRAGMA user_version`` to the items.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from pipelines.store.base import StoreError
+from pipelines.store.sqlite import BUSY_TIMEOUT_S, cannot_open, connect
+from pipelines.story_index import ItemSummary, story_first_seen
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+SCHEMA = """
+-- Rowid tables hold the JSON: WITHOUT ROWID suits small rows only (the SQLite manual says
+-- under a twentieth of a page), and an item's text or a big story's record is kilobytes.
+CREATE TABLE IF NOT EXISTS story_items (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL CHECK (json_valid(data))  -- the ItemSummary
+);
+-- candidate key -> item ids; the primary key answers `candidates` by key
+CREATE TABLE IF NOT EXISTS story_keys (
+    key TEXT NOT NULL,
+    item TEXT NOT NULL,
+    PRIMARY KEY (key, item)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS story_members (
+    item TEXT PRIMARY KEY,
+    story TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS story_members_by_story ON story_members (story, item);
+-- forward pointers: a story merged away -> the story it merged into (always a smaller id)
+CREATE TABLE IF NOT EXISTS story_merged (
+    story TEXT PRIMARY KEY,
+    into_story TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS story_records (
+    id TEXT PRIMARY KEY,
+    first_seen TEXT NOT NULL,  -- story_first_seen(record): sortable UTC text, or ""
+    data TEXT NOT NULL CHECK (json_valid(data))
+);
+CREATE INDEX IF NOT EXISTS story_records_by_first_seen ON story_records (first_seen, id);
+-- AUTOINCREMENT: a sequence is never reused, so readers may keep one as their cursor
+CREATE TABLE IF NOT EXISTS story_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    story TEXT NOT NULL
+);
+"""
+
+# The live story of `?`: the end of its chain of forward pointers. The chain ends, since a
+# pointer always leads to a smaller id.
+LIVE_STORY = """(
+    WITH RECURSIVE chain (id, depth) AS (
+        VALUES (?, 0)
+        UNION ALL
+        SELECT story_merged.into_story, chain.depth + 1
+        FROM story_merged JOIN chain ON story_merged.story = chain.id
+    )
+    SELECT id FROM chain ORDER BY depth DESC LIMIT 1
+)"""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translating_errors(
+    method: Callable[Concatenate[SQLiteStoryIndex, P], R],
+) -> Callable[Concatenate[SQLiteStoryIndex, P], R]:
+    """Run a verb alone on the connection, and turn a locked, full or unwritable database
+    into a `StoreError` naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: SQLiteStoryIndex, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            with self._lock:
+                return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            msg = (
+                f"the story index in the SQLite store {self.path!r} failed: {exc} (a full"
+                " disk, a read-only file, or another process holding the write lock over"
+                f" {BUSY_TIMEOUT_S} s)"
+            )
+            raise StoreError(msg) from exc
+
+    return wrapper
+
+
+class SQLiteStoryIndex:
+    """`StoryIndex` in the ``story_*`` tables of the store file at `path`, on a connection of
+    its own (close it with `close`). One index may be shared by threads: a lock keeps each
+    verb's transaction whole on the shared connection."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db = connect(path)
+        self._lock = threading.Lock()
+        try:
+            # IMMEDIATE takes the write lock first, so two processes creating the tables of a
+            # fresh file wait for each other instead of deadlocking on a lock upgrade.
+            self._db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._db.close()
+            raise StoreError(cannot_open(path, exc)) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed whole, or rolled back."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            # SQLite may have rolled back already (a full disk, for one).
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _live(self, story_id: str) -> str:
+        return self._db.execute(f"SELECT {LIVE_STORY}", (story_id,)).fetchone()[0]
+
+    # --- items and candidates -----------------------------------------------------------
+    @_translating_errors
+    def put_item(self, summary: ItemSummary) -> None:
+        self._db.execute(
+            "INSERT INTO story_items (id, data) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (summary.id, json.dumps(summary.to_dict(), ensure_ascii=False)),
+        )
+
+    @_translating_errors
+    def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
+        # A JSON array is one bound value, however many ids: no batching under SQLite's limit.
+        rows = self._db.execute(
+            "SELECT id, data FROM story_items WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(item_ids)),),
+        )
+        return {item_id: ItemSummary.from_dict(json.loads(data)) for item_id, data in rows}
+
+    @_translating_errors
+    def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO story_keys (key, item) SELECT value, ? FROM json_each(?)",
+            (item_id, json.dumps(list(keys), ensure_ascii=False)),
+        )
+
+    @_translating_errors
+    def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
+        wanted = json.dumps(sorted(set(keys)), ensure_ascii=False)
+        rows = self._db.execute(
+            "SELECT item FROM story_keys WHERE key IN (SELECT value FROM json_each(?))"
+            " GROUP BY item HAVING count(*) >= ?",
+            (wanted, at_least),
+        )
+        return {row[0] for row in rows}
+
+    # --- stories ------------------------------------------------------------------------
+    @_translating_errors
+    def story_of(self, item_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT story FROM story_members WHERE item = ?", (item_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    @_translating_errors
+    def join(self, story_id: str, item_id: str) -> str:
+        with self._writing():
+            story_id = self._live(story_id)
+            self._db.execute(
+                "INSERT INTO story_members (item, story) VALUES (?, ?)"
+                " ON CONFLICT (item) DO UPDATE SET story = excluded.story",
+                (item_id, story_id),
+            )
+        return story_id
+
+    @_translating_errors
+    def merge(self, story_a: str, story_b: str) -> str:
+        with self._writing():
+            into, absorbed = sorted((self._live(story_a), self._live(story_b)))
+            if into == absorbed:
+                return into
+            self._db.execute("UPDATE story_members SET story = ? WHERE story = ?", (into, absorbed))
+            self._db.execute("DELETE FROM story_records WHERE id = ?", (absorbed,))
+            self._db.execute(
+                "INSERT INTO story_merged (story, into_story) VALUES (?, ?)", (absorbed, into)
+            )
+        return into
+
+    @_translating_errors
+    def members(self, story_id: str) -> set[str]:
+        rows = self._db.execute(
+            f"SELECT item FROM story_members WHERE story = {LIVE_STORY}",  # noqa: S608 -- a constant
+            (story_id,),
+        )
+        return {row[0] for row in rows}
+
+    @_translating_errors
+    def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
+        with self._writing():
+            # Only a record of the story's members now (see StoryIndex.put_story); a story
+            # merged away since it was assembled has none, so it keeps no record.
+            rows = self._db.execute("SELECT item FROM story_members WHERE story = ?", (story_id,))
+            if {row[0] for row in rows} != {member["item"] for member in record["members"]}:
+                return False
+            self._db.execute(
+                "INSERT INTO story_records (id, first_seen, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET"
+                " first_seen = excluded.first_seen, data = excluded.data",
+                (story_id, story_first_seen(record), json.dumps(record, ensure_ascii=False)),
+            )
+            self._db.execute("INSERT INTO story_changes (story) VALUES (?)", (story_id,))
+        return True
+
+    @_translating_errors
+    def get_story(self, story_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            f"SELECT data FROM story_records WHERE id = {LIVE_STORY}",  # noqa: S608 -- a constant
+            (story_id,),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    @_translating_errors
+    def story_ids(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT story FROM story_members ORDER BY story")
+        return [row[0] for row in rows]
+
+    @_translating_errors
+    def latest_stories(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT data FROM story_records"
+            " WHERE EXISTS (SELECT 1 FROM story_members WHERE story = story_records.id)"
+            " ORDER BY first_seen DESC, id DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    # --- change log ---------------------------------------------------------------------
+    @_translating_errors
+    def changes(self, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
+        rows = self._db.execute(
+            "SELECT seq, story FROM story_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [(seq, story) for seq, story in rows]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,131 @@
+"""Link each crawled item into its story (near duplicates, ru/kk twins, credits) in the store."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import NotConfigured
+
+from crawler.config import Source, load_sources
+from pipelines.stories import StoryLinker
+from pipelines.storing import crawler_store, in_store_thread, item_dict
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from pipelines.stories import StoryUpdate
+
+logger = logging.getLogger(__name__)
+
+
+def crawl_sources(crawler: Crawler) -> list[Source]:
+    """The sources a crawl knows, as the portal spider reads them: ``PRESSWATCH_SOURCES``
+    (setting, then environment variable), else the bundled file. The spider's own source
+    takes the place of its namesake, since a crawl may be handed a `Source` that no file
+    holds (``crawler.run.crawl``)."""
+    sources_file = crawler.settings.get("PRESSWATCH_SOURCES") or os.environ.get(
+        "PRESSWATCH_SOURCES"
+    )
+    sources = {source.name: source for source in load_sources(sources_file or None)}
+    own = getattr(crawler.spider, "source", None)
+    if isinstance(own, Source):
+        sources[own.name] = own
+    return list(sources.values())
+
+
+def count_update(update: StoryUpdate) -> list[str]:
+    """The stats one link adds (see `SyndicationPipeline`)."""
+    if not update.new:
+        return ["syndication/already_linked"]
+    counted = ["syndication/linked"]
+    if update.joined:
+        took_the_lead = update.story.original.item == update.item
+        counted.append("syndication/originals_replaced" if took_the_lead else "syndication/copies")
+    if update.merged:
+        counted.append("syndication/merged")
+    return counted
+
+
+@dataclass
+class UnattributedTally:
+    """The unattributed copies in the stories this crawl linked into, as each story stood
+    after this crawl's last link into it. A copy linked before its official original is
+    flagged only when the original arrives, maybe in another source's crawl: that crawl
+    counts it too, since the flag is news of its run."""
+
+    flagged: set[str] = field(default_factory=set)
+
+    def update(self, update: StoryUpdate) -> int:
+        """Take in one link; returns how many copies are flagged now."""
+        for member in update.story.members:
+            if member.unattributed:
+                self.flagged.add(member.item)
+            else:
+                self.flagged.discard(member.item)
+        return len(self.flagged)
+
+
+class SyndicationPipeline:
+    """Link every item into its story through the crawl store's story index; the item
+    passes on unchanged.
+
+    The linker is built once per crawl, on the first item, in the store thread (off the
+    reactor, like every store call), over ``store.story_index()`` and the crawl's sources
+    (`crawl_sources`); its index is closed when the spider closes.
+
+    Settings: ``SYNDICATION_ENABLED`` (True); ``PRESSWATCH_STORE`` and
+    ``PRESSWATCH_SOURCES`` as for the store pipeline and the spider.
+    Stats: ``syndication/linked`` (items linked), ``syndication/copies`` (joined a story
+    that had other items, as a copy), ``syndication/originals_replaced`` (joined one and
+    took its original's place: the official release arriving after its copies),
+    ``syndication/merged`` (bridged two or more stories into one),
+    ``syndication/unattributed`` (copies of an official text that credit no one, in the
+    stories this crawl linked into: `UnattributedTally`), ``syndication/already_linked``
+    (the index knew the item: a re-crawl), ``syndication/failed`` (linking raised; the item
+    is logged at ERROR and passed on unlinked).
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.store = crawler_store(crawler)
+        self._linker: StoryLinker | None = None
+        self.unattributed = UnattributedTally()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> SyndicationPipeline:
+        if not crawler.settings.getbool("SYNDICATION_ENABLED", True):
+            raise NotConfigured("SYNDICATION_ENABLED is off")
+        return cls(crawler)
+
+    def _link(self, fields: dict[str, Any]) -> StoryUpdate:
+        """Runs in the store thread: the index's connection is opened and used there."""
+        if self._linker is None:
+            self._linker = StoryLinker(self.store.story_index(), crawl_sources(self.crawler))
+        return self._linker.link(fields)
+
+    async def close_spider(self) -> None:
+        # Before the engine stops and the store closes (storing.crawler_store): the index
+        # holds a connection of its own.
+        if self._linker is not None:
+            await in_store_thread(self.crawler, self._linker.index.close)
+
+    async def process_item(self, item: Any) -> Any:
+        assert self.crawler.stats is not None
+        fields = item_dict(item)
+        try:
+            update = await in_store_thread(self.crawler, self._link, fields)
+        except Exception:
+            # The item still goes on to the store: an article kept unlinked beats one lost
+            # (Scrapy drops an item whose pipeline raises).
+            logger.exception("story linking failed for %s; it goes on unlinked", fields.get("url"))
+            self.crawler.stats.inc_value("syndication/failed")
+            return item
+        for stat in count_update(update):
+            self.crawler.stats.inc_value(stat)
+        self.crawler.stats.set_value("syndication/unattributed", self.unattributed.update(update))
+        story = update.story
+        logger.debug("item %s in story %s (%d items)", update.item, story.id, len(story.members))
+        return item
