@@ -104,12 +104,20 @@ def _check_channel_url(name: str, url: str) -> None:
             )
 
 
-class RulesFile(Strict):
-    """A rules file: named channels (apprise URLs, kept secret) and the rules that use them."""
+class Health(Strict):
+    """Where source-health notices go (``health: {channels: [...]}``)."""
 
-    # Declared before `rules` so that the rules validator sees the channels.
+    channels: list[str] = Field(min_length=1)
+
+
+class RulesFile(Strict):
+    """A rules file: named channels (apprise URLs, kept secret), the rules that use them, and
+    where source-health notices go (`health_channels`)."""
+
+    # Declared before `rules` and `health` so that their validators see the channels.
     channels: dict[str, SecretStr] = Field(default_factory=dict)
     rules: list[Rule] = Field(min_length=1)
+    health: Health | None = None
 
     @field_validator("channels")
     @classmethod
@@ -150,6 +158,37 @@ class RulesFile(Strict):
         if errors:
             raise ValidationError.from_exception_data("rules", errors)
         return value
+
+    @field_validator("health")
+    @classmethod
+    def _health_channels_exist(cls, value: Health | None, info: ValidationInfo) -> Health | None:
+        known = info.data.get("channels")
+        if value is None or known is None:
+            return value
+        errors = [
+            _error(
+                ("channels", position),
+                f"no channel named {channel!r} under channels: (defined: "
+                f"{', '.join(sorted(known)) or 'none'})",
+            )
+            for position, channel in enumerate(value.channels)
+            if channel not in known
+        ]
+        if errors:
+            raise ValidationError.from_exception_data("health", errors)
+        return value
+
+    @property
+    def health_channels(self) -> list[str]:
+        """The channels for source-health notices: those under ``health:``, else the
+        console channel (``console://``) when one is defined, else none."""
+        if self.health is not None:
+            return list(self.health.channels)
+        return [
+            name
+            for name, url in self.channels.items()
+            if url.get_secret_value().lower().startswith("console://")
+        ][:1]
 
     def rule(self, name: str) -> Rule:
         for rule in self.rules:

@@ -192,3 +192,38 @@ def test_scope_reading() -> None:
 def test_unknown_rule_name_lists_the_known(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="known rules: baikonur, baiterek"):
         load_rules().rule("baikal")
+
+
+def test_health_channels_default_to_the_console_and_can_be_named(tmp_path: Path) -> None:
+    assert load_rules().health_channels == ["console"]
+    path = write(
+        tmp_path,
+        """channels:
+  console: "console://"
+  ops-hook: "json://127.0.0.1:9/hook"
+rules:
+  - name: baikonur
+    terms: [Байконур]
+    channels: [console]
+health:
+  channels: [ops-hook]
+""",
+    )
+    assert load_rules(path).health_channels == ["ops-hook"]
+
+
+def test_health_with_an_undefined_channel_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """channels:
+  console: "console://"
+rules:
+  - name: baikonur
+    terms: [Байконур]
+    channels: [console]
+health:
+  channels: [console, pager]
+""",
+    )
+    message = refusal(path)
+    assert f"{path}:8: health.channels[1]: no channel named 'pager'" in message
