@@ -9,7 +9,10 @@ the demo and the scheduler run it in a child process through `crawl_in_subproces
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
+import signal
 import subprocess
 import sys
 from datetime import date, datetime
@@ -21,14 +24,18 @@ from scrapy.settings import Settings
 
 from crawler.config import Source, find_source, load_sources
 from crawler.spiders.portal import PortalSpider
+from crawler.telemetry import SentryExtension, flush, init_sentry
 
 
 def crawl_settings(store_url: str, overrides: dict[str, Any] | None = None) -> Settings:
-    """The project settings, then `overrides`, then the store, whatever the working dir."""
+    """The project settings, then `overrides`, then the store, whatever the working dir;
+    with ``SENTRY_DSN`` set, the Sentry extension too (``SENTRY_ENABLED`` turns it off)."""
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     settings.setdict(overrides or {}, priority="cmdline")
     settings.set("PRESSWATCH_STORE", store_url, priority="cmdline")
+    if os.environ.get("SENTRY_DSN", "").strip():
+        settings.setdefault_in_component_priority_dict("EXTENSIONS", SentryExtension, 100)
     return settings
 
 
@@ -67,19 +74,26 @@ def crawl(
     return stats
 
 
+PARENT_PID = "PRESSWATCH_PARENT_PID"  # set by crawl_in_subprocess for _stop_with_parent
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
 class CrawlFailed(RuntimeError):
     """A crawl process failed or overran its time limit; the message says how."""
 
 
 def crawl_command(
     names: list[str],
-    store_url: str,
+    store_url: str | None,
     *,
     sources_file: Path | None = None,
     settings: dict[str, Any] | None = None,
 ) -> list[str]:
-    """The command line of a crawl process (`python -m crawler.run ...`)."""
-    command = [sys.executable, "-m", "crawler.run", "--store", store_url]
+    """The command line of a crawl process (`python -m crawler.run ...`); without
+    `store_url` the process reads the store from ``PRESSWATCH_STORE``."""
+    command = [sys.executable, "-m", "crawler.run"]
+    if store_url:
+        command += ["--store", store_url]
     if sources_file:
         command += ["--sources", str(sources_file)]
     for name, value in (settings or {}).items():
@@ -95,11 +109,18 @@ def crawl_in_subprocess(
     settings: dict[str, Any] | None = None,
     timeout: float = 3600,
 ) -> dict[str, dict[str, Any]]:
-    """Run `crawl` in a child process (killed after `timeout` s) and return its stats."""
-    command = crawl_command(names, store_url, sources_file=sources_file, settings=settings)
+    """Run `crawl` in a child process (killed after `timeout` s) and return its stats.
+
+    The store URL goes to the child in its environment, not on its command line, where
+    any local user could read a Redis password with `ps`. The child stops when this
+    process dies (see `_stop_with_parent`), so a killed scheduler leaves no crawl behind
+    to race its successor's.
+    """
+    command = crawl_command(names, None, sources_file=sources_file, settings=settings)
+    env = {**os.environ, "PRESSWATCH_STORE": store_url, PARENT_PID: str(os.getpid())}
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
+            command, capture_output=True, text=True, timeout=timeout, check=False, env=env
         )
     except subprocess.TimeoutExpired:
         msg = f"the crawl did not end within {timeout:g} s and was stopped"
@@ -122,13 +143,38 @@ def _setting(text: str) -> tuple[str, Any]:
         return name, value
 
 
+def _stop_with_parent() -> None:
+    """Ask Linux to kill this crawl when the parent that started it dies, and stop at once
+    if it died before we asked. Elsewhere: nothing.
+
+    SIGKILL, not SIGTERM: Scrapy's graceful stop waits for downloads in flight (up to
+    DOWNLOAD_TIMEOUT), and nobody is left to read this crawl's stats anyway. Nothing is
+    lost: an item is stored in one transaction, and what was not stored yet is not known
+    to the store, so the next crawl fetches it again.
+    """
+    parent = os.environ.get(PARENT_PID)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):
+        sys.exit("the process that started this crawl has gone; not crawling")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crawler.run", description=__doc__)
     parser.add_argument("names", nargs="*", help="sources to crawl (default: every enabled one)")
     parser.add_argument("--sources", help="sources.yaml (default: the bundled file)")
-    parser.add_argument("--store", required=True, help="sqlite:///path.db or redis://...")
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("PRESSWATCH_STORE"),
+        help="sqlite:///path.db or redis://... (default: $PRESSWATCH_STORE)",
+    )
     parser.add_argument("--set", dest="settings", type=_setting, action="append", default=[])
     args = parser.parse_args(argv)
+    if not args.store:
+        parser.error("give --store or set PRESSWATCH_STORE")
+    _stop_with_parent()
     known = load_sources(args.sources)
     if args.names:
         chosen = [find_source(known, name) for name in args.names]
@@ -137,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(args.settings)
     if args.sources:
         settings.setdefault("PRESSWATCH_SOURCES", args.sources)
-    stats = crawl(chosen, args.store, settings=settings)
+    # The store URL may come on the command line, which Sentry reports as `sys.argv`.
+    init_sentry("crawl", secrets=[args.store], source=",".join(s.name for s in chosen))
+    try:
+        stats = crawl(chosen, args.store, settings=settings)
+    finally:
+        flush()
     json.dump(stats, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0

@@ -1,3 +1,159 @@
 """`presswatch run` and `presswatch status`: the scheduling service and what it is doing."""
 
 from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from scheduler.cli_support import (
+    JsonOption,
+    SourcesOption,
+    StoreOption,
+    app,
+    configured_sources,
+    console,
+    fail,
+    opened_store,
+    refusing_bad_input,
+)
+
+if TYPE_CHECKING:
+    from crawler.config import Source
+    from pipelines.store import Store
+
+RulesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules",
+        envvar="PRESSWATCH_RULES",
+        help="rules.yaml to use instead of the bundled one",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def run(
+    store: StoreOption = None,
+    sources_file: SourcesOption = None,
+    rules_file: RulesOption = None,
+    max_crawls: Annotated[int, typer.Option(min=1, help="crawls at once, over all sources")] = 2,
+    crawl_timeout: Annotated[
+        float, typer.Option(min=1, help="seconds before a crawl is stopped")
+    ] = 1800.0,
+) -> None:
+    """Run the monitoring service: scheduled crawls, alerts and source health, one leader
+    per store (a second `run` waits as a standby). SIGHUP reloads the sources file."""
+    from pipelines.store import store_url_from_env
+    from scheduler.service import LOG_FORMAT, ServiceConfig, run_service
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    config = ServiceConfig(
+        store_url=store or store_url_from_env(),
+        sources_file=sources_file,
+        rules_file=rules_file,
+        max_crawls=max_crawls,
+        crawl_timeout=crawl_timeout,
+    )
+    with refusing_bad_input():
+        code = run_service(config)
+    if code:
+        fail("lost the lead of the store; exiting so a supervisor restarts us as a standby", code)
+
+
+def service_status(store: Store, sources: list[Source]) -> dict[str, Any]:
+    """The leader, every stored job and every source's last run and health, as JSON."""
+    from scheduler.leader import leader_info
+    from scheduler.service import crawl_job_id, jobstore_for
+
+    jobstore = jobstore_for(store)
+    try:
+        jobs = [
+            {
+                "id": record.id,
+                "func": record.func,
+                "trigger": record.trigger,
+                "next_run_time": record.next_run_time,
+                "problem": record.problem,
+            }
+            for record in jobstore.records()
+        ]
+    finally:
+        jobstore.close()
+    scheduled = {job["id"]: job for job in jobs}
+    rows = []
+    for source in sources:
+        last = store.runs(source.name, 1)
+        health = store.get_state(f"health/{source.name}") or {}
+        job = scheduled.get(crawl_job_id(source.name))
+        rows.append(
+            {
+                "source": source.name,
+                "enabled": source.enabled,
+                "next_run_time": job["next_run_time"] if job else None,
+                "last_run": (
+                    {
+                        key: last[0].get(key)
+                        for key in ("status", "started_at", "ended_at", "problems", "error")
+                    }
+                    if last
+                    else None
+                ),
+                "last_new_items": last[0].get("stats", {}).get("store/new", 0) if last else None,
+                "health": health.get("state"),
+                "health_verdict": (health.get("verdict") or {}).get("state"),
+                "health_reasons": (health.get("verdict") or {}).get("reasons", []),
+            }
+        )
+    return {"store": store.url, "leader": leader_info(store), "jobs": jobs, "sources": rows}
+
+
+@app.command()
+def status(
+    store: StoreOption = None, sources_file: SourcesOption = None, as_json: JsonOption = False
+) -> None:
+    """Show who leads the scheduler, every job with its next run, and each source's last
+    run and health."""
+    sources = configured_sources(sources_file)
+    with opened_store(store) as st, refusing_bad_input():
+        report = service_status(st, sources)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+        return
+    leader = report["leader"]
+    if leader is None:
+        console.print("leader: [yellow]none has run against this store[/yellow]")
+    else:
+        state = "[green]running[/green]" if leader["alive"] else "[red]not running[/red]"
+        console.print(
+            f"leader: {leader.get('host', '?')} pid {leader.get('pid', '?')}"
+            f" since {leader.get('since', '?')} ({leader.get('kind', '?')}), {state}"
+        )
+    jobs = Table(title="jobs")
+    for column in ("job", "next run", "problem"):
+        jobs.add_column(column)
+    for job in report["jobs"]:
+        jobs.add_row(job["id"], job["next_run_time"] or "[dim]paused[/dim]", job["problem"] or "")
+    console.print(jobs)
+    table = Table(title="sources")
+    for column in ("source", "next run", "last run", "started", "new", "health"):
+        table.add_column(column)
+    for row in report["sources"]:
+        last = row["last_run"] or {}
+        health = row["health_verdict"] or row["health"] or "-"
+        if row["health_reasons"]:
+            health += ": " + "; ".join(row["health_reasons"])
+        table.add_row(
+            row["source"] if row["enabled"] else f"[dim]{row['source']} (off)[/dim]",
+            row["next_run_time"] or "-",
+            last.get("status") or "never",
+            last.get("started_at") or "-",
+            str(row["last_new_items"] if row["last_new_items"] is not None else "-"),
+            health,
+        )
+    console.print(table)

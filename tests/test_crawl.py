@@ -10,12 +10,15 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 from scrapy.utils.test import get_crawler
@@ -28,6 +31,7 @@ from crawler.spiders.portal import PortalSpider, declared_charset
 from crawler.urls import canonical_url
 from pipelines.store import ItemQuery, open_store
 from scheduler.replay import ReplayPortal, ReplayServer, generate_articles, render_article
+from tests.fixtures.faults import FaultServer
 from tests.fixtures.portal import PORTAL, PORTAL_ARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,3 +263,56 @@ def test_the_pool_parses_in_a_worker_and_replaces_a_dead_one() -> None:
         assert again.title == articles[0].title
     finally:
         pool.shutdown()
+
+
+PARENT_SCRIPT = """
+import json, sys
+from pathlib import Path
+from crawler.run import crawl_in_subprocess
+settings = json.loads(sys.argv[3])
+crawl_in_subprocess(["slow"], sys.argv[2], sources_file=Path(sys.argv[1]), settings=settings)
+"""
+
+
+def test_a_crawl_stops_when_the_process_that_started_it_is_killed(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    # A scheduler killed with SIGKILL must not leave its crawl running beside the crawl of
+    # the scheduler that takes over; nor may the store URL (a Redis password) sit on the
+    # crawl's command line for `ps` to show.
+    sources = write_sources(
+        tmp_path / "sources.yaml",
+        {"name": "slow", "kind": "media", "domains": ["127.0.0.1"],
+         "discovery": {"feeds": [fault_server.url("/delay?n=100&b=1")]}},
+    )  # fmt: skip
+    store_url = f"sqlite:///{tmp_path}/CANARY-parent.db"
+    settings = json.dumps({**TEST_SETTINGS, "DOWNLOAD_TIMEOUT": 100})
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT_SCRIPT, str(sources), store_url, settings], cwd=REPO
+    )
+    try:
+        crawl = wait_for(lambda: crawl_child(parent.pid), timeout=60)
+        assert not any("CANARY-parent" in arg for arg in crawl.cmdline())
+        wait_for(lambda: fault_server.hits("/delay"), timeout=60)
+        helpers = crawl.children(recursive=True)  # the extraction pool, if it started
+        parent.kill()
+        parent.wait(timeout=10)
+        _, alive = psutil.wait_procs([crawl, *helpers], timeout=30)
+        assert not alive, f"outlived the process that started the crawl: {alive}"
+    finally:
+        parent.kill()
+
+
+def crawl_child(pid: int) -> psutil.Process | None:
+    children = psutil.Process(pid).children()
+    return next((c for c in children if "crawler.run" in " ".join(c.cmdline())), None)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"not within {timeout} s: {condition}")
