@@ -91,12 +91,46 @@ MEMUSAGE_LIMIT_MB = 1024
 MEMUSAGE_WARNING_MB = 768
 
 # ---------------------------------------------------------------------------------------
+# Browser rendering (crawler/browser.py), used only by crawls of `render: browser` sources:
+# the spider installs scrapy-playwright's handler for those; other crawls never start it.
+# ---------------------------------------------------------------------------------------
+
+# Chromium binary; empty: /usr/lib/chromium/chromium, else Playwright's own install.
+BROWSER_EXECUTABLE = os.environ.get("PRESSWATCH_CHROMIUM", "")
+# What runs as root without a sandbox or network services (FIELD_NOTES "Playwright").
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    # a script that allocates without end kills its renderer, not the machine (B4)
+    "--js-flags=--max-old-space-size=512",
+]
+BROWSER_PAGE_TIMEOUT = 45.0  # seconds for a whole page: navigation, waits, load more, HTML
+BROWSER_MAX_HTML = DOWNLOAD_MAXSIZE  # characters of rendered HTML (page.content())
+BROWSER_MAX_PAGE_BYTES = 3 * DOWNLOAD_MAXSIZE  # bytes a page may receive, all resources
+# Playwright resource types never fetched: they cost time and bytes and carry no text.
+BROWSER_SKIP_RESOURCES = ["image", "media", "font", "texttrack", "manifest"]
+# All of Chromium's traffic through our filtering proxy: every hop's address checked, and
+# a response cut off on the wire past twice BROWSER_MAX_PAGE_BYTES (crawler/browser.py).
+BROWSER_PROXY_ENABLED = True
+PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000  # ms; the first of the page's time limits
+PLAYWRIGHT_MAX_CONTEXTS = 2  # one per source, plus one while a crashed one is replaced
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 4
+PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER = True
+
+# ---------------------------------------------------------------------------------------
 # Spider, pipelines and incremental crawling (owned by the spider's engineer).
 # ---------------------------------------------------------------------------------------
 
 ITEM_PIPELINES = {
     "pipelines.clean.CleanPipeline": 100,
     "pipelines.dedup.DedupPipeline": 200,
+    "pipelines.syndication.SyndicationPipeline": 300,
     "pipelines.storing.StorePipeline": 900,
 }
 # Before robots (100): a stored article is skipped without asking anything of the site.
@@ -114,6 +148,7 @@ PRESSWATCH_PARSE_WORKERS = 0
 
 CLEAN_ENABLED = True
 DEDUP_ENABLED = True
+SYNDICATION_ENABLED = True
 STORE_ENABLED = True
 INCREMENTAL_ENABLED = True
 

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from crawler.config import find_source
+from scheduler.cli_alerts import RulesOption, alert_after_crawl
 from scheduler.cli_support import (
     JsonOption,
     SourcesOption,
@@ -76,8 +77,15 @@ def crawl(
     ] = None,
     store: StoreOption = None,
     sources_file: SourcesOption = None,
+    rules_file: RulesOption = None,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now", help="one crawl per source through the service's job, each run recorded"
+        ),
+    ] = False,
 ) -> None:
-    """Crawl sources once into the store."""
+    """Crawl sources once into the store, then raise the alerts the new items call for."""
     from crawler.run import CrawlFailed, crawl_in_subprocess
     from pipelines.store import store_url_from_env
     from scheduler.runs import run_record
@@ -86,15 +94,27 @@ def crawl(
     with refusing_bad_input():
         chosen = [find_source(configured, n) for n in names] if names else configured
     chosen = [s for s in chosen if s.enabled]
-    browser = [s.name for s in chosen if s.render == "browser"]
-    if browser:
-        errors.print(
-            "[yellow]skipped (browser rendering is not available yet):[/yellow] "
-            + ", ".join(browser)
-        )
-        chosen = [s for s in chosen if s.render != "browser"]
     if not chosen:
         fail("nothing to crawl", 1)
+    if now:
+        from scheduler.jobs import crawl_source
+
+        with refusing_bad_input():
+            runs = [
+                crawl_source(
+                    s.name,
+                    store or store_url_from_env(),
+                    str(sources_file) if sources_file else None,
+                )
+                for s in chosen
+            ]
+        _print_crawl_summary({run["source"]: run["stats"] for run in runs})
+        with opened_store(store) as st:
+            alert_after_crawl(st, rules_file)
+        failed = [f"{run['source']}: {run['error']}" for run in runs if run.get("error")]
+        if failed:
+            fail("\n".join(failed), 1)
+        return
     try:
         stats = crawl_in_subprocess(
             [s.name for s in chosen], store or store_url_from_env(), sources_file=sources_file
@@ -104,7 +124,8 @@ def crawl(
     with opened_store(store) as st:
         for name, source_stats in stats.items():
             st.add_run(run_record(name, source_stats))
-    _print_crawl_summary(stats)
+        _print_crawl_summary(stats)
+        alert_after_crawl(st, rules_file)
 
 
 @app.command()
@@ -193,27 +214,37 @@ def export(
     since: Annotated[str | None, typer.Option(help="ISO time or date, inclusive")] = None,
     until: Annotated[str | None, typer.Option(help="ISO time or date, exclusive")] = None,
     store: StoreOption = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --output")] = False,
 ) -> None:
-    """Export items as JSON lines or CSV (cells that a spreadsheet would run are quoted)."""
+    """Export items with their story provenance, as JSON lines or formula-safe CSV.
+
+    Provenance: story id, role (original or copy), the original's URL and source, whom the
+    item credits and with which phrase, the unattributed flag and the lag in seconds.
+    """
+    from contextlib import closing
+
     from rich.progress import Progress
 
-    from scheduler.export import WRITERS
+    from scheduler.export import WRITERS, with_provenance
 
     if fmt not in WRITERS:
         fail(f"--format must be one of {', '.join(WRITERS)}, not {fmt!r}")
+    if output and output.exists() and not force:
+        fail(f"{output} exists; choose another --output or add --force to replace it")
     with opened_store(store) as st:
         total = st.count_items(source)
         query = _item_query(source=source, since=since, until=until, limit=max(total, 1))
         found = st.items(query)
-    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        with Progress(console=errors, transient=True, disable=output is None) as progress:
-            task = progress.add_task("exporting", total=len(found))
-            for _ in WRITERS[fmt](found, out):
-                progress.advance(task)
-    finally:
-        if output:
-            out.close()
+        out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            with Progress(console=errors, transient=True, disable=output is None) as progress:
+                task = progress.add_task("exporting", total=len(found))
+                with closing(st.story_index()) as index:
+                    for _ in WRITERS[fmt](with_provenance(found, index), out):
+                        progress.advance(task)
+        finally:
+            if output:
+                out.close()
     if output:
         errors.print(f"{len(found)} items written to {output}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from crawler.config import ConfigError, Source, load_sources
+from crawler.telemetry import flush, init_sentry
 
 if TYPE_CHECKING:
     from pipelines.store import Store
@@ -22,6 +24,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def report_to_sentry(ctx: typer.Context) -> None:
+    """Every command reports its errors to Sentry when SENTRY_DSN is set."""
+    if init_sentry("cli", secrets=[os.environ.get("PRESSWATCH_STORE", "")]):
+        ctx.call_on_close(flush)
+
+
 console = Console()
 errors = Console(stderr=True)
 

@@ -15,8 +15,8 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -31,6 +31,14 @@ from crawler.config import load_sources, load_yaml_model
 from crawler.run import CrawlFailed, crawl_in_subprocess
 from pipelines.store import ItemQuery, open_store
 from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer
+from scheduler.story_view import (
+    StoryView,
+    copies,
+    find_story,
+    iter_stories,
+    timeline_table,
+    top_stories,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,6 +65,7 @@ DEMO_CRAWL_SETTINGS: dict[str, Any] = {
 }
 CRAWL_TIMEOUT = 120  # seconds; the crawl itself stops at CLOSESPIDER_TIMEOUT
 SHOWCASE_TERM = "Байконур"  # what the alerts part of the demo will watch
+TOP_STORIES = 4  # stories shown beside the showcase's, the most copies first
 TITLE_WIDTH = 60  # characters of the newest title shown per source, one line in most terminals
 
 
@@ -77,6 +86,7 @@ class DemoPortal(BaseModel):
     timezone: str = "Asia/Almaty"
     aliases: list[str] = Field(default_factory=list)
     discovery: Literal["rss", "atom", "sitemap", "listing"]
+    render: Literal["http", "browser"] = "http"  # browser: its pages are filled by scripts
     constructed: bool = False  # invented for the demo, not a real outlet
 
     def owns(self, host: str) -> bool:
@@ -99,6 +109,8 @@ class DemoResult:
     items: dict[str, int]
     seconds: float
     showcase: list[dict[str, Any]]  # items that mention SHOWCASE_TERM, newest first
+    stories: list[dict[str, Any]] = field(default_factory=list)  # the story records shown
+    alerts: int = 0  # alerts the bundled rules raised
 
     @property
     def total_items(self) -> int:
@@ -150,7 +162,11 @@ def load_corpus() -> list[ReplayPortal]:
     for spec in load_portals():
         articles = [replay_article(a, spec) for a in by_portal.pop(spec.name, [])]
         feed = spec.discovery if spec.discovery in ("rss", "atom") else None
-        portals.append(ReplayPortal(name=spec.name, title=spec.title, articles=articles, feed=feed))
+        portals.append(
+            ReplayPortal(
+                name=spec.name, title=spec.title, articles=articles, feed=feed, render=spec.render
+            )
+        )
     if by_portal:
         msg = f"{ARTICLES_FILE}: portals missing from {PORTALS_FILE}: {sorted(by_portal)}"
         raise ValueError(msg)
@@ -210,13 +226,30 @@ def serving(portals: list[ReplayPortal]) -> Iterator[tuple[ReplayServer, list[So
 
 
 def run_demo(store_url: str, console: Console) -> DemoResult:
-    """Crawl the replayed corpus into `store_url` and print what each source gave.
+    """Crawl the replayed corpus into `store_url`, then print what each source gave and the
+    stories the crawl linked (one step each).
 
     The crawl runs in a child process (``crawler.run``): a Twisted reactor cannot start
     twice in one process, and the caller (a test, a long-lived CLI session) may need to
     run the demo again.
     """
     started = time.monotonic()
+    sources, stats = crawl_corpus(store_url, console)
+    result = read_collected(store_url, sources, stats, started, console)
+    result.stories = show_stories(store_url, result.showcase, console)
+    result.alerts = raise_alerts(store_url, console)
+    result.seconds = time.monotonic() - started
+    console.print(
+        f"{result.total_items} items in {store_url} after {result.seconds:.1f} s. Next: "
+        "presswatch items, presswatch show ID, presswatch stories --min-copies 1, "
+        "presswatch story ID, presswatch alerts."
+    )
+    return result
+
+
+def crawl_corpus(store_url: str, console: Console) -> tuple[list[Source], dict[str, Any]]:
+    """Serve the corpus and crawl it into `store_url`; the crawl links stories as it goes
+    (`pipelines.syndication`). Returns the sources and each one's crawl stats."""
     portals = load_corpus()
     with serving(portals) as (_server, sources, path):
         console.print(
@@ -233,6 +266,17 @@ def run_demo(store_url: str, console: Console) -> DemoResult:
             )
         except CrawlFailed as exc:
             raise DemoError(f"the demo {exc}") from None
+    return sources, stats
+
+
+def read_collected(
+    store_url: str,
+    sources: list[Source],
+    stats: dict[str, Any],
+    started: float,
+    console: Console,
+) -> DemoResult:
+    """Print what each source gave and the items that mention `SHOWCASE_TERM`."""
     store = open_store(store_url)
     try:
         items = {s.name: store.count_items(s.name) for s in sources}
@@ -243,11 +287,56 @@ def run_demo(store_url: str, console: Console) -> DemoResult:
     result = DemoResult(store_url, stats, items, time.monotonic() - started, showcase)
     console.print(summary_table(sources, result, newest))
     console.print(showcase_table(result.showcase))
-    console.print(
-        f"{result.total_items} items in {store_url} after {result.seconds:.1f} s. "
-        "Next: presswatch items, presswatch show ID."
-    )
     return result
+
+
+def raise_alerts(store_url: str, console: Console) -> int:
+    """Run the alert job once with the bundled rules, whose console channel prints each
+    alert (as `presswatch crawl` does after its crawl); returns how many it raised."""
+    from scheduler.alerts import run_alert_job
+    from scheduler.rules import load_rules
+
+    console.rule("Alerts of the bundled rules (scheduler/rules.yaml)")
+    store = open_store(store_url)
+    try:
+        done = run_alert_job(store, load_rules(None))
+    finally:
+        store.close()
+    console.print(
+        f"{done.created} alerts raised over {done.stories} stories;"
+        f" {done.delivery.sent} messages sent, {done.delivery.failed} failed."
+    )
+    return done.created
+
+
+def show_stories(
+    store_url: str, showcase: list[dict[str, Any]], console: Console
+) -> list[dict[str, Any]]:
+    """Print the stories of the showcase items, then the stories with the most copies, each
+    as a timeline (original, copies, lag, attribution). Returns the records printed."""
+    store = open_store(store_url)
+    try:
+        with closing(store.story_index()) as index:
+            chosen: dict[str, dict[str, Any]] = {}
+            for item in showcase:
+                record = find_story(index, item["id"])
+                if record is not None and copies(record):
+                    chosen.setdefault(record["id"], record)
+            for record in top_stories(index, TOP_STORIES):
+                chosen.setdefault(record["id"], record)
+            views = [StoryView.load(index, record) for record in chosen.values()]
+            linked = list(iter_stories(index))
+    finally:
+        store.close()
+    shared = [r for r in linked if len(r["members"]) > 1]
+    unattributed = sum(m["unattributed"] for r in shared for m in r["members"])
+    console.print(
+        f"\n[bold]Stories[/bold]: {len(linked)}, of which {len(shared)} carried by several "
+        f"portals; copies that credit no one: {unattributed}."
+    )
+    for view in views:
+        console.print(timeline_table(view))
+    return [view.record for view in views]
 
 
 def summary_table(

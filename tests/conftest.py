@@ -4,4 +4,7 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.portal",
     "tests.fixtures.faults",
+    "tests.fixtures.browser_portal",
+    "tests.fixtures.sinks",
+    "tests.fixtures.sentry_ingest",
 ]

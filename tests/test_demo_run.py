@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+from contextlib import closing
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import pytest
+
+from pipelines.store import ItemQuery, open_store
+from scheduler.demo import load_stories
+from scheduler.story_view import iter_stories
+
+# Measured on the crawled demo store (SQLite and Redis): pairwise co-membership precision
+# 1.0, recall 0.943 (82 of 87 verified pairs), as offline linking (tests/test_link_offline.py).
+MIN_RECALL = 0.94
 
 
 def presswatch(*args: str, cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
@@ -74,3 +85,67 @@ def test_a_second_demo_run_stores_no_duplicates(demo_dir: Path) -> None:
     assert again.returncode == 0, again.stderr
     after = presswatch("items", "--limit", "500", "--json", cwd=demo_dir).stdout.count("\n")
     assert after == before
+
+
+@pytest.mark.timeout(200)
+def test_demo_prints_the_release_story_with_its_copies(demo_dir: Path) -> None:
+    out = (demo_dir / "demo.out").read_text(encoding="utf-8")
+    assert "Stories" in out
+    story = out[out.index("Story ") :]
+    assert "primeminister" in story
+    assert "original" in story
+    for copy in ("caravan", "steppe", "aqsu"):
+        assert copy in story
+    assert "со ссылкой на пресс-службу" in story
+    assert "unattributed" in story
+    assert " min" in story
+
+
+def corpus_id(item: dict) -> str:
+    """The demo corpus id of a crawled item: its source and the slug of its page."""
+    return f"{item['source']}/{PurePosixPath(urlsplit(item['url']).path).stem}"
+
+
+def pairs(groups) -> set[frozenset[str]]:
+    return {frozenset(p) for group in groups for p in itertools.combinations(sorted(group), 2)}
+
+
+@pytest.mark.timeout(200)
+def test_the_crawl_links_the_verified_stories(demo_dir: Path) -> None:
+    store = open_store(f"sqlite:///{demo_dir}/demo.db")
+    try:
+        items = store.items(ItemQuery(limit=1000))
+        with closing(store.story_index()) as index:
+            records = list(iter_stories(index))
+    finally:
+        store.close()
+    names = {item["id"]: corpus_id(item) for item in items}
+    linked = [m["item"] for record in records for m in record["members"]]
+    assert sorted(linked) == sorted(names), "every crawled item is in exactly one story"
+    truth = pairs(story["members"] for story in load_stories().values())
+    found = pairs([names[m["item"]] for m in record["members"]] for record in records)
+    precision = len(truth & found) / len(found)
+    recall = len(truth & found) / len(truth)
+    assert precision == 1.0, sorted(map(sorted, found - truth))
+    assert recall >= MIN_RECALL, (recall, sorted(map(sorted, truth - found)))
+
+
+@pytest.mark.timeout(200)
+def test_the_demo_stories_are_there_to_review_and_export(demo_dir: Path) -> None:
+    listed = presswatch("stories", "--min-copies", "3", "--json", cwd=demo_dir)
+    assert listed.returncode == 0, listed.stderr
+    records = [json.loads(line) for line in listed.stdout.splitlines()]
+    (release,) = [
+        r for r in records if r["original"]["source"] == "primeminister" and r["original"]["item"]
+    ]
+    timeline = presswatch("story", release["members"][-1]["item"], cwd=demo_dir)
+    assert timeline.returncode == 0, timeline.stderr
+    assert "unattributed" in timeline.stdout
+
+    exported = presswatch("export", "--format", "csv", "--source", "aqsu", cwd=demo_dir)
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    copy = next(row for row in rows if row["story_id"] == release["id"])
+    assert copy["role"] == "copy"
+    assert copy["original_source"] == "primeminister"
+    assert copy["unattributed"] == "True"
+    assert float(copy["lag_seconds"]) > 0

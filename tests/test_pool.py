@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from crawler.pool import ExtractionPool, ParseOptions
 
 PAGE = (
@@ -11,6 +13,13 @@ PAGE = (
     + "<p>Министерство финансов сообщило о новом плане развития отрасли.</p>" * 5
     + "</article></body></html>"
 ).encode()
+
+
+@pytest.fixture(autouse=True)
+def no_pool_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Spiders built by other tests in this worker may still hold the process's pool.
+    monkeypatch.setattr(ExtractionPool, "_shared", None)
+    monkeypatch.setattr(ExtractionPool, "_users", 0)
 
 
 def test_crawlers_in_one_process_share_one_pool() -> None:

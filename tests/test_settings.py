@@ -47,7 +47,8 @@ def test_safety_default(settings: Settings, name: str, expected: object) -> None
 def test_every_setting_we_change_exists_in_scrapy() -> None:
     # A misspelt Scrapy setting is silently ignored; ours carry our own prefixes.
     ours = ("EGRESS_", "ROBOTSTXT_MAX_BYTES", "RETRY_BACKOFF_", "RETRY_AFTER_MAX", "PRESSWATCH_")
-    ours += ("CLEAN_", "DEDUP_", "STORE_", "INCREMENTAL_")
+    ours += ("CLEAN_", "DEDUP_", "SYNDICATION_", "STORE_", "INCREMENTAL_")
+    ours += ("BROWSER_", "PLAYWRIGHT_")  # crawler/browser.py's, and scrapy-playwright's
     for name in dir(project_settings):
         if name.isupper() and not name.startswith(ours):
             assert hasattr(default_settings, name), f"{name} is not a Scrapy setting"

@@ -35,9 +35,9 @@ class Keys:
         """Sorted set of the item ids in one language, scored like `items_by_time`."""
         return f"{self.prefix}lang:{lang}:items"
 
-    def content_hash(self, digest: str) -> str:
-        """String: the id of the first item stored with this content hash."""
-        return f"{self.prefix}hash:{digest}"
+    def content_hash(self, source: str, digest: str) -> str:
+        """String: the id of the first item of `source` stored with this content hash."""
+        return f"{self.prefix}source:{source}:hash:{digest}"
 
     def validators(self, url: str) -> str:
         """String: JSON ``{"url", "validators"}``; hashed because URLs are long and odd."""
@@ -61,10 +61,95 @@ class Keys:
         return f"{self.prefix}state:{name}"
 
     # --- stories (pipelines.store.redis_stories) ------------------------------------------
+    def story_item(self, item_id: str) -> str:
+        """String: what linking reads of an item (`ItemSummary`) as JSON."""
+        return f"{self.prefix}story_item:{item_id}"
+
+    def story_key(self, key: str) -> str:
+        """Set of the item ids indexed under one candidate key (an LSH band such as
+        ``07:9f86d081884c7d65``, or a dated name such as ``n:2019-11-18:мамин``)."""
+        return f"{self.prefix}story_key:{key}"
+
+    def item_stories(self) -> str:
+        """Hash: item id → the id of the story it belongs to."""
+        return f"{self.prefix}stories:by_item"
+
+    def story_members(self, story_id: str) -> str:
+        """Set of the item ids of one live story."""
+        return f"{self.prefix}story_members:{story_id}"
+
+    def story(self, story_id: str) -> str:
+        """String: one story's assembled record (`Story.to_dict()`) as JSON."""
+        return f"{self.prefix}story:{story_id}"
+
+    def merged_stories(self) -> str:
+        """Hash: id of a story merged away → id of the story it merged into (forward pointer)."""
+        return f"{self.prefix}stories:merged"
+
+    def live_stories(self) -> str:
+        """Set of the ids of every story with at least one member."""
+        return f"{self.prefix}stories:live"
+
+    def story_first_seen(self) -> str:
+        """Hash: story id → `story_first_seen` of its record in epoch seconds (``-inf`` when
+        no member has a time), for every kept record."""
+        return f"{self.prefix}stories:first_seen"
+
+    def latest_stories(self) -> str:
+        """Sorted set of the live story ids that have a record, score = their first-seen epoch
+        seconds (ties read newest first by id, as Redis orders equal scores by member)."""
+        return f"{self.prefix}stories:latest"
+
+    def story_changes(self) -> str:
+        """List of story ids, one per `put_story`: the id at index i has sequence i + 1."""
+        return f"{self.prefix}stories:changes"
 
     # --- alerts outbox (pipelines.store.redis_outbox) -------------------------------------
+    def outbox_alert(self, alert_id: str) -> str:
+        """String: one alert as JSON (`pipelines.store.outbox`)."""
+        return f"{self.prefix}outbox:alert:{alert_id}"
+
+    def outbox_alerts(self) -> str:
+        """Sorted set of every alert id, score = creation time in epoch seconds."""
+        return f"{self.prefix}outbox:alerts"
+
+    def outbox_keys(self) -> str:
+        """Hash: alert key (``rule|item``, or a notice id) → the id of the alert it finds."""
+        return f"{self.prefix}outbox:keys"
+
+    def outbox_delivery(self, delivery_id: str) -> str:
+        """String: one delivery (alert × channel) as JSON, with its status and attempts."""
+        return f"{self.prefix}outbox:delivery:{delivery_id}"
+
+    def outbox_alert_deliveries(self, alert_id: str) -> str:
+        """Set of the delivery ids of one alert."""
+        return f"{self.prefix}outbox:deliveries:{alert_id}"
+
+    def outbox_due(self) -> str:
+        """Sorted set of the pending delivery ids, score = next attempt in epoch seconds."""
+        return f"{self.prefix}outbox:due"
+
+    def outbox_leases(self) -> str:
+        """Sorted set of the claimed delivery ids, score = when the claim lapses (epoch s)."""
+        return f"{self.prefix}outbox:leases"
+
+    def outbox_lease_owners(self) -> str:
+        """Hash: claimed delivery id → the sender holding it (a random token per sender)."""
+        return f"{self.prefix}outbox:lease_owners"
 
     # --- scheduler: job store and leader lease (scheduler.jobstore, scheduler.leader) -----
+
+    def scheduler_jobs(self) -> str:
+        """Hash: scheduler job id → the job as JSON (`scheduler.jobstore`), never pickle."""
+        return f"{self.prefix}scheduler:jobs"
+
+    def scheduler_run_times(self) -> str:
+        """Sorted set of job ids due to run, score = next run time in epoch seconds."""
+        return f"{self.prefix}scheduler:run_times"
+
+    def scheduler_leader(self) -> str:
+        """String with a TTL: the token of the scheduler that leads (`scheduler.leader`)."""
+        return f"{self.prefix}scheduler:leader"
 
 
 def parse_instant(value: str) -> datetime:
