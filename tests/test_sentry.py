@@ -38,9 +38,13 @@ from crawler.telemetry import (
     monitor_config,
     secret_values,
 )
+from scheduler.jobs import crawl_source
+from scheduler.replay import ReplayServer
 from tests.fixtures.faults import FaultServer
+from tests.fixtures.portal import PORTAL
 from tests.fixtures.redis_server import running_redis_server
 from tests.fixtures.sentry_ingest import SentryIngest
+from tests.test_crawl import TEST_SETTINGS, write_sources
 
 # lxml finds no document in it, so the spider's parse_listing raises ParserError: the real
 # callback exception the crawl test reports. Should discovery learn to skip such pages,
@@ -384,3 +388,29 @@ def test_a_crawl_reports_one_spider_error_event_and_no_retry_give_up(
     assert any(frame["function"] == "parse_listing" for frame in frames)
     assert leaked(sentry_ingest.received(), [password]) == []
     assert event["extra"]["sys.argv"][0].endswith("crawler/run.py")  # scrubbed, not mangled
+
+
+def test_a_scheduled_crawl_checks_in_and_a_failed_one_is_one_event(
+    sentry_on: SentryIngest, portal: ReplayServer, tmp_path: Path
+) -> None:
+    # The service's crawl job (scheduler.jobs.crawl_source), as `presswatch run` calls it.
+    init_sentry("service")
+    sources = write_sources(tmp_path / "sources.yaml", portal.source_config(PORTAL))
+    store_url = f"sqlite:///{tmp_path}/pw.db"
+    ran = crawl_source(PORTAL, store_url, str(sources), settings=TEST_SETTINGS)
+    failed = crawl_source("nowhere", store_url, str(sources), settings=TEST_SETTINGS)
+    flush()
+    assert ran["status"] == "ok"
+    assert failed["status"] == "failed"
+
+    sentry_on.wait_for(lambda: len(sentry_on.checkins()) == 4 and bool(sentry_on.events()))
+    statuses: dict[str, list[str]] = {}
+    for checkin in sentry_on.checkins():
+        statuses.setdefault(checkin["monitor_slug"], []).append(checkin["status"])
+    assert statuses == {
+        f"crawl-{PORTAL}": ["in_progress", "ok"],
+        "crawl-nowhere": ["in_progress", "error"],
+    }
+    (event,) = sentry_on.events()
+    assert event["tags"]["source"] == "nowhere"
+    assert event["tags"]["component"] == "service"
