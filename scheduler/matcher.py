@@ -472,7 +472,13 @@ class CompiledRules:
         self._scopes: dict[tuple[str | None, str | None], list[bool]] = {}
         self._automaton = ahocorasick.Automaton()
         for literal, ids in literals.items():
-            self._automaton.add_word(literal, (len(literal), tuple(ids)))
+            # the patterns themselves, with their rule and bound match, so the scan's inner
+            # loop (run for every prefix found) does no lookups
+            candidates = tuple(
+                (self._patterns[i].rule, self._patterns[i].regex.match, self._patterns[i])
+                for i in ids
+            )
+            self._automaton.add_word(literal, (len(literal), candidates))
         if literals:
             self._automaton.make_automaton()
 
@@ -480,17 +486,15 @@ class CompiledRules:
         hits: list[_Hit] = []
         if not self._patterns:
             return hits
-        patterns = self._patterns
-        for last, (length, ids) in self._automaton.iter(text):
+        for last, (length, candidates) in self._automaton.iter(text):
             start = last - length + 1
             if start:
                 before = text[start - 1]
                 if before.isalnum() or before == "_":
                     continue  # inside a word: a prefix must start the token
-            for pattern_id in ids:
-                pattern = patterns[pattern_id]
-                if in_scope[pattern.rule]:
-                    found = pattern.regex.match(text, start)
+            for rule, match, pattern in candidates:
+                if in_scope[rule]:
+                    found = match(text, start)
                     if found:
                         hits.append(_Hit(pattern, start, found.end()))
         return hits
