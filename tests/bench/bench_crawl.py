@@ -1,13 +1,14 @@
 """Crawl throughput: the full pipeline against plain Scrapy downloads of the same pages.
 
-    uv run python -m tests.bench.bench_crawl [--articles 2000] [--paragraphs 55]
+    uv run python -m tests.bench.bench_crawl [--articles 2000] [--paragraphs 55] [--no-stories]
 
 A replay portal (its own process) serves ~40 KB Russian article pages, found through a
 sitemap index. In the same run: (a) a plain spider downloads exactly those article URLs
 and does nothing else; (b) the full crawl discovers, fetches, parses (worker pool),
-cleans, dedups and stores into SQLite, then (c) into a throwaway Redis. Both use the
+cleans, dedups and stores into SQLite, then (c) into a throwaway Redis; and each again
+with story linking (`+stories`, the syndication stage a crawl runs by default). All use the
 project settings with the same concurrency and throttle (AutoThrottle off, robots.txt on).
-Prints one JSON line per variant (pages/s) and the ratios full/plain; target >= 0.5.
+Prints one JSON line per variant (pages/s) and the ratios to plain; target >= 0.5.
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def main() -> None:
     parser.add_argument("--plain", help=argparse.SUPPRESS)  # child mode: URLs file
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--workers", type=int, default=0, help="extraction workers (0: CPUs)")
+    parser.add_argument(
+        "--no-stories", dest="stories", action="store_false", help="skip the +stories variants"
+    )
     args = parser.parse_args()
     if args.plain:
         print(json.dumps(run_plain(args.plain)))
@@ -174,8 +178,26 @@ def main() -> None:
         with throwaway_redis(redis_dir) if not args.skip_redis else _none() as redis_url:
             if redis_url:
                 stores["redis"] = redis_url
-            for name, store_url in stores.items():
-                full_settings = {**BENCH_SETTINGS, "PRESSWATCH_PARSE_WORKERS": args.workers}
+            # "full": the backbone's pipeline (parse, clean, dedup, store); "+stories": with
+            # story linking (pipelines.syndication) as a crawl runs by default.
+            variants = [
+                (f"full_{name}{suffix}", url, linking)
+                for name, url in stores.items()
+                for suffix, linking in (("", False), ("+stories", True))
+            ]
+            for variant, base_url, linking in variants:
+                if linking and not args.stories:
+                    continue
+                full_settings = {
+                    **BENCH_SETTINGS,
+                    "PRESSWATCH_PARSE_WORKERS": args.workers,
+                    "SYNDICATION_ENABLED": linking,
+                }
+                store_url = base_url
+                if linking:  # a fresh store: the first variant's items would be skipped
+                    store_url = base_url.replace("bench.db", "bench-stories.db")
+                    if store_url.startswith("redis"):
+                        store_url += "?prefix=pw-stories:"
                 settings = [f"--set={k}={json.dumps(v)}" for k, v in full_settings.items()]
                 full = child(
                     [
@@ -192,7 +214,7 @@ def main() -> None:
                 cpu, full = full["cpu_seconds"], full[PORTAL]
                 pages, seconds, full_rate = rate(full, "store/new")
                 line(
-                    variant=f"full_{name}",
+                    variant=variant,
                     pages=pages,
                     seconds=round(seconds, 2),
                     pages_per_s=round(full_rate, 1),
@@ -201,9 +223,7 @@ def main() -> None:
                     dropped={k: v for k, v in full.items() if k.startswith(("dedup/", "portal/e"))},
                     finish_reason=full.get("finish_reason"),
                 )
-                line(
-                    variant=f"full_{name}/plain", ratio=round(full_rate / plain_rate, 3), target=0.5
-                )
+                line(variant=f"{variant}/plain", ratio=round(full_rate / plain_rate, 3), target=0.5)
 
 
 @contextmanager
