@@ -132,7 +132,8 @@ def crawl_in_subprocess(
     return json.loads(done.stdout)
 
 
-def _setting(text: str) -> tuple[str, Any]:
+def setting_argument(text: str) -> tuple[str, Any]:
+    """``--set NAME=VALUE`` as a (name, value) pair; VALUE is read as JSON when it is JSON."""
     name, sep, value = text.partition("=")
     if not sep:
         msg = f"{text!r}: give a setting as NAME=VALUE (VALUE may be JSON)"
@@ -170,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("PRESSWATCH_STORE"),
         help="sqlite:///path.db or redis://... (default: $PRESSWATCH_STORE)",
     )
-    parser.add_argument("--set", dest="settings", type=_setting, action="append", default=[])
+    parser.add_argument(
+        "--set", dest="settings", type=setting_argument, action="append", default=[]
+    )
     args = parser.parse_args(argv)
     if not args.store:
         parser.error("give --store or set PRESSWATCH_STORE")

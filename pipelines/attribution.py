@@ -11,7 +11,6 @@ aliases of sources.yaml (`AliasIndex`), or None when the name is unknown.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import snowballstemmer
+from pipelines.stemming import stemmer
 
 if TYPE_CHECKING:
     from crawler.config import Source
@@ -106,19 +105,6 @@ ALIAS_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)+|[^\W_]+")
 CYRILLIC = re.compile(r"[а-яё]")
 
 
-_thread_local = threading.local()
-
-
-def _stemmer(language: str) -> snowballstemmer.stemmer:
-    """This thread's stemmer for `language`: a snowball stemmer keeps the word it stems in
-    itself, so threads sharing one corrupt each other (IndexError in find_among_b); a
-    multi-source crawl links items in one store thread per source."""
-    stemmers = _thread_local.__dict__.setdefault("stemmers", {})
-    if language not in stemmers:
-        stemmers[language] = snowballstemmer.stemmer(language)
-    return stemmers[language]
-
-
 def _strip_kazakh_endings(word: str) -> str:
     changed = True
     while changed:
@@ -140,7 +126,7 @@ def fold_word(word: str) -> str:
     if KK_SPECIFIC.search(word):
         word = _strip_kazakh_endings(word).translate(KK_LETTERS)
     language = "russian" if CYRILLIC.search(word) else "english"
-    return _stemmer(language).stemWord(word)
+    return stemmer(language).stemWord(word)
 
 
 def fold_name(name: str) -> tuple[str, ...]:

@@ -51,16 +51,15 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-import snowballstemmer
 from rensa import RMinHash
 
+from pipelines.stemming import stemmer
 from pipelines.twins import fingerprint as name_fingerprint
 
 NUM_PERM = 128
@@ -157,20 +156,7 @@ def containment(a: set[str], b: set[str]) -> float:
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     language = "russian" if CYRILLIC.search(word) else "english"
-    return _stemmer(language).stemWord(word)
-
-
-_thread_local = threading.local()
-
-
-def _stemmer(language: str) -> snowballstemmer.stemmer:
-    """This thread's stemmer for `language`: a snowball stemmer keeps the word it stems in
-    itself, so threads sharing one corrupt each other (IndexError in find_among_b); a
-    multi-source crawl links items in one store thread per source."""
-    stemmers = _thread_local.__dict__.setdefault("stemmers", {})
-    if language not in stemmers:
-        stemmers[language] = snowballstemmer.stemmer(language)
-    return stemmers[language]
+    return stemmer(language).stemWord(word)
 
 
 def content_stems(text: str) -> list[str]:

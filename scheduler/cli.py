@@ -12,9 +12,10 @@ import typer
 from rich.table import Table
 
 from crawler.config import find_source
-from scheduler.cli_alerts import RulesOption, alert_after_crawl
+from scheduler.cli_alerts import alert_after_crawl
 from scheduler.cli_support import (
     JsonOption,
+    RulesOption,
     SourcesOption,
     StoreOption,
     app,
@@ -292,9 +293,7 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
 @app.command()
 def match(
     items_file: Annotated[Path, typer.Argument(help="JSON lines of items (an export will do)")],
-    rules_file: Annotated[
-        Path | None, typer.Option("--rules", envvar="PRESSWATCH_RULES", help="rules.yaml")
-    ] = None,
+    rules_file: RulesOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Dry-run keyword rules on saved items: which rules each item fires, with spans."""

@@ -23,16 +23,6 @@ if TYPE_CHECKING:
     from pipelines.store import Store
     from scheduler.alerts import AlertJobResult
 
-RulesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--rules",
-        envvar="PRESSWATCH_RULES",
-        help="rules.yaml to alert with instead of the bundled one",
-        show_default=False,
-    ),
-]
-
 
 def alert_after_crawl(store: Store, rules_file: Path | None) -> AlertJobResult:
     """Run the alert job once, as `crawl` and `demo` do after their crawl, and say what it

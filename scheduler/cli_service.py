@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from scheduler.cli_support import (
     JsonOption,
+    RulesOption,
     SourcesOption,
     StoreOption,
     app,
@@ -25,16 +25,6 @@ from scheduler.cli_support import (
 if TYPE_CHECKING:
     from crawler.config import Source
     from pipelines.store import Store
-
-RulesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--rules",
-        envvar="PRESSWATCH_RULES",
-        help="rules.yaml to use instead of the bundled one",
-        show_default=False,
-    ),
-]
 
 
 @app.command()

@@ -54,6 +54,15 @@ SourcesOption = Annotated[
         show_default=False,
     ),
 ]
+RulesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules",
+        envvar="PRESSWATCH_RULES",
+        help="rules.yaml to alert with instead of the bundled scheduler/rules.yaml",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 

@@ -26,7 +26,8 @@ from itertools import product
 from typing import TYPE_CHECKING, Any
 
 import ahocorasick
-import snowballstemmer
+
+from pipelines.stemming import stemmer
 
 if TYPE_CHECKING:
     from scheduler.rules import Rule
@@ -302,7 +303,7 @@ KAZAKH_LATIN: Mapping[str, Mapping[str, str | tuple[str, ...]]] = {
     },
 }  # fmt: skip
 MAX_SPELLINGS = 16
-_STEMMERS = {"ru": snowballstemmer.stemmer("russian"), "en": snowballstemmer.stemmer("english")}
+SNOWBALL_LANGUAGES = {"ru": "russian", "en": "english"}
 
 
 def _is_kazakh(word: str) -> bool:
@@ -331,7 +332,7 @@ def _stem(word: str) -> str:
     language = "ru" if any(c in CYRILLIC for c in word) else "en"
     if language == "en" and not word.isascii():
         return word  # a Kazakh Latin spelling: its suffixes are appended, like Kazakh's
-    stem = _STEMMERS[language].stemWord(word)
+    stem = stemmer(SNOWBALL_LANGUAGES[language]).stemWord(word)
     # English snowball rewrites endings (happy → happi): keep only what the word starts with.
     common = 0
     for a, b in zip(word, stem, strict=False):

@@ -45,6 +45,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from crawler.config import ConfigError, Source, load_sources
+from crawler.run import setting_argument
 from crawler.telemetry import capture_failure, flush, init_sentry
 from pipelines.store import open_store
 from scheduler.jobs import DEFAULT_CRAWL_TIMEOUT_S, alerts_available
@@ -424,17 +425,6 @@ def run_service(config: ServiceConfig) -> int:
         flush()
 
 
-def _setting(text: str) -> tuple[str, Any]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        msg = f"{text!r}: give a setting as NAME=VALUE (VALUE may be JSON)"
-        raise argparse.ArgumentTypeError(msg)
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scheduler.service", description=__doc__)
     parser.add_argument("--store", required=True, help="sqlite:///path.db or redis://...")
@@ -446,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-seconds", type=float, default=DEFAULT_LEASE_SECONDS)
     parser.add_argument("--stop-timeout", type=float, default=30.0)
     parser.add_argument(
-        "--set", dest="settings", type=_setting, action="append", default=[],
+        "--set", dest="settings", type=setting_argument, action="append", default=[],
         help="a Scrapy setting for every crawl, NAME=VALUE",
     )  # fmt: skip
     args = parser.parse_args(argv)

@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.redis_server",
+    "tests.fixtures.stores",
     "tests.fixtures.portal",
     "tests.fixtures.faults",
     "tests.fixtures.browser_portal",

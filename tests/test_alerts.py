@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from scheduler.alerts import deliver_pending, enqueue_notice, run_alert_job, sni
 from scheduler.cli import app
 from scheduler.rules import RulesFile
 from tests.stories_data import BAIKONUR, demo_items, demo_sources
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -365,20 +365,14 @@ def test_a_sender_killed_mid_send_is_taken_over_with_the_same_idempotency_key(
     )
     child = subprocess.Popen([sys.executable, "-c", script])
     try:
-        deadline = time.monotonic() + 60
-        while not webhook_sink.arrived():
-            assert time.monotonic() < deadline, "the child never sent"
-            assert child.poll() is None, "the child exited before sending"
-            time.sleep(0.01)
+        wait_for(lambda: webhook_sink.arrived() or child.poll() is not None, "the child to send")
+        assert child.poll() is None, "the child exited before sending"
     finally:
         child.kill()
         child.wait(10)
     webhook_sink.mode = "ok"
     # the killed sender's lease lapses; the next sender takes the delivery over
-    deadline = time.monotonic() + 30
-    while deliver_pending(store, rules).sent == 0:
-        assert time.monotonic() < deadline, "the lapsed delivery was never taken over"
-        time.sleep(0.1)
+    wait_for(lambda: deliver_pending(store, rules).sent, "the lapsed delivery to be taken over", 30)
     first, second = webhook_sink.arrived()
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
     # two requests, one delivery for a receiver that honours the key

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +19,6 @@ from scheduler.story_view import human_lag
 from tests.stories_data import AQSU, BAIKONUR, CARAVAN, PRIME, STEPPE, demo_items, demo_sources
 
 runner = CliRunner()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/pw.db"
-    return request.getfixturevalue("redis_url")
 
 
 def fill_store(store_url: str, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:

@@ -10,9 +10,7 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ from pipelines.store import ItemQuery, open_store
 from scheduler.replay import ReplayPortal, ReplayServer, generate_articles, render_article
 from tests.fixtures.faults import FaultServer
 from tests.fixtures.portal import PORTAL, PORTAL_ARTICLES
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 # Loopback is private, so the egress policy has to be told; no throttling on a local site.
@@ -291,9 +290,9 @@ def test_a_crawl_stops_when_the_process_that_started_it_is_killed(
         [sys.executable, "-c", PARENT_SCRIPT, str(sources), store_url, settings], cwd=REPO
     )
     try:
-        crawl = wait_for(lambda: crawl_child(parent.pid), timeout=60)
+        crawl = wait_for(lambda: crawl_child(parent.pid), "the crawl to start")
         assert not any("CANARY-parent" in arg for arg in crawl.cmdline())
-        wait_for(lambda: fault_server.hits("/delay"), timeout=60)
+        wait_for(lambda: fault_server.hits("/delay"), "the crawl to fetch the slow feed")
         helpers = crawl.children(recursive=True)  # the extraction pool, if it started
         parent.kill()
         parent.wait(timeout=10)
@@ -306,13 +305,3 @@ def test_a_crawl_stops_when_the_process_that_started_it_is_killed(
 def crawl_child(pid: int) -> psutil.Process | None:
     children = psutil.Process(pid).children()
     return next((c for c in children if "crawler.run" in " ".join(c.cmdline())), None)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"not within {timeout} s: {condition}")

@@ -22,13 +22,6 @@ from tests.test_cli_stories import fill_store, lone_keys
 runner = CliRunner()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/pw.db"
-    return request.getfixturevalue("redis_url")
-
-
 @pytest.fixture
 def filled(store_url: str) -> dict[str, Any]:
     """The Baikonur release, its copies and one unrelated item, all linked; plus one item

@@ -15,7 +15,6 @@ from pipelines.store import open_store
 from scheduler.leader import FileLock, RedisLease, leader_info, leadership_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from pipelines.store import Store
@@ -33,29 +32,6 @@ assert leadership.wait_to_lead(threading.Event())
 print("leading", flush=True)
 threading.Event().wait()
 """
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'pw.db'}"
-    return request.getfixturevalue("redis_url")
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
-
-
-def wait_for(condition: Callable[[], bool], limit: float = TAKEOVER_LIMIT_S) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_the_leader_is_alone_and_a_standby_follows_a_release(store: Store) -> None:

@@ -26,7 +26,6 @@ from pipelines.store.outbox import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from pipelines.store.outbox import Outbox
 
@@ -47,13 +46,6 @@ def rule_alert(story: str, items: list[str], *, copies: int, digest: dict | None
         "created_at": "2023-11-14T22:13:20+00:00",
         "updated_at": "2023-11-14T22:13:20+00:00",
     }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store/presswatch.db"
-    return request.getfixturevalue("redis_url")
 
 
 @contextmanager

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,9 +39,10 @@ from scheduler.service import (
     scheduler_jobstore,
     stop_scheduler,
 )
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from pipelines.store import Store
 
@@ -58,21 +58,10 @@ CRAWL_SETTINGS: dict[str, Any] = {
     "RETRY_TIMES": 2,
     "RETRY_BACKOFF_BASE": 0.05,
 }
-WAIT_S = 60.0  # a bound on waiting for a condition on a shared machine, not a speed claim
 LEASE_S = 1.5
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], Any], what: str, limit: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting {limit:g} s for {what}")
 
 
 def write_sources(path: Path, *configs: dict[str, Any]) -> Path:
@@ -144,20 +133,6 @@ def assert_no_overlap(runs: list[dict[str, Any]]) -> None:
     spans = sorted((run["started_at"], run["ended_at"]) for run in runs)
     for (_, ended), (started, _) in itertools.pairwise(spans):
         assert ended <= started, f"two runs of one source overlapped: {spans}"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'pw.db'}"
-    return request.getfixturevalue("redis_url")
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

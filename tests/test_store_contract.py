@@ -19,7 +19,6 @@ from pipelines.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.fixtures.redis_server import running_redis_server
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from pipelines.store.base import Store
@@ -49,20 +48,6 @@ def make_item(
         authors=["Пресс-служба"],
         links=["https://primeminister.kz/ru/news/1"],
     ).to_dict()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store/presswatch.db"
-    return request.getfixturevalue("redis_url")
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def ids(items: list[dict[str, Any]]) -> list[str]:

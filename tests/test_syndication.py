@@ -28,13 +28,6 @@ from tests.stories_data import AQSU, BAIKONUR, CARAVAN, PRIME, STEPPE, demo_item
 from tests.test_crawl import run_crawl, write_sources
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/pw.db"
-    return request.getfixturevalue("redis_url")
-
-
 @pytest.fixture
 def sources_file(tmp_path: Path) -> Path:
     """The demo portals as a sources.yaml (their kinds, domains and aliases)."""
@@ -199,11 +192,8 @@ def test_a_crawl_of_three_copies_makes_one_story(store_url: str, tmp_path: Path)
         }
     assert sum(s.get("store/new", 0) for s in crawled.values()) == 16
     assert sum(s.get("syndication/linked", 0) for s in crawled.values()) == 16
-    joined = sum(
-        s.get("syndication/copies", 0) + s.get("syndication/originals_replaced", 0)
-        for s in crawled.values()
-    )
-    assert joined == 3, "three items joined the story of the first one linked"
+    # How each link counted (copy, original replaced, merge) depends on the order the four
+    # crawlers' threads linked in; the story they end in does not, and is checked below.
 
     store = open_store(store_url)
     try:
