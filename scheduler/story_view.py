@@ -130,12 +130,13 @@ def sources_of(record: dict[str, Any]) -> list[str]:
 def stories_table(views: list[StoryView], title: str) -> Table:
     """One row per story: id, first seen, original (source and title), copies, sources."""
     table = Table(title=title)
+    # Narrow terminals (80 columns) squeeze the fixed columns so sources and title still show.
     table.add_column("story", no_wrap=True)
     table.add_column("first seen", no_wrap=True)
-    table.add_column("original", no_wrap=True)
+    table.add_column("original", max_width=16, overflow="fold")
     table.add_column("copies", justify="right", no_wrap=True)
-    table.add_column("sources")
-    table.add_column("title")
+    table.add_column("sources", min_width=6)
+    table.add_column("title", min_width=6)
     for view in views:
         record = view.record
         table.add_row(
