@@ -25,9 +25,7 @@ from tests.stories_data import BAIKONUR, demo_items, demo_sources
 from tests.waiting import wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from pipelines.store.base import Store
+    pass
 
 T0 = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,17 +69,6 @@ def fifth_copy(items: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "published_at": "2019-07-09T22:40:00+06:00",
         "text": original["text"] + "\n\nСообщает пресс-служба Премьер-министра РК.",
     }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/store/presswatch.db"
-    else:
-        url = request.getfixturevalue("redis_url")
-    opened = open_store(url)
-    yield opened
-    opened.close()
 
 
 def hook_url(sink, path: str = "hook") -> str:

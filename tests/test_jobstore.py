@@ -14,7 +14,6 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pipelines.store import open_store
 from scheduler.jobstore import (
     JobNotSerializable,
     JsonJobStore,
@@ -26,24 +25,12 @@ from scheduler.jobstore import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from pipelines.store import Store
 
 CRAWL = "scheduler.jobs:crawl_source"
 SOON = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'pw.db'}"
-    else:
-        url = request.getfixturevalue("redis_url")
-    opened = open_store(url)
-    yield opened
-    opened.close()
 
 
 def jobstore_of(store: Store) -> JsonJobStore:
