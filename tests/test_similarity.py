@@ -22,7 +22,9 @@ from pipelines.similarity import (
     same_story,
     shingles,
     signature,
+    title_names_missing,
 )
+from pipelines.twins import fingerprint as name_fingerprint
 from tests.stories_data import DATA, load_news
 
 SEED = (DATA / "caravan_2019-07-09_baikonur.txt").read_text(encoding="utf-8")
@@ -173,3 +175,41 @@ def test_story_match_score_is_the_strongest_signal() -> None:
     )
     assert match.score == 0.3
     assert not match
+
+
+def test_a_title_naming_what_the_other_article_never_mentions_vetoes_the_join() -> None:
+    # Two write-ups in other words (no near duplicate), names gate passed (Институт, РАН).
+    first = (
+        "Вулкан выбросил пепел на высоту до трех километров, сообщили в Институте "
+        "вулканологии и сейсмологии РАН. Облако пепла сместилось на восток, авиации "
+        "присвоен оранжевый код опасности. Населенным пунктам пепел не угрожает, "
+        "наблюдение продолжается."
+    )
+    second = (
+        "Столб пепла высотой три километра поднялся над вулканом, передает Институт "
+        "вулканологии и сейсмологии РАН. Для авиации введен оранжевый код опасности, "
+        "облако пепла сместилось к востоку. Угрозы населенным пунктам нет, наблюдение "
+        "за вулканом продолжается."
+    )
+    ebeko = article("Вулкан Эбеко выбросил пепел", [first])
+    karymsky = article("Вулкан Карымский выбросил пепел", [second])
+    names_a = name_fingerprint(ebeko.title, ebeko.text)
+    names_b = name_fingerprint(karymsky.title, karymsky.text)
+    assert title_names_missing(ebeko.title, names_a, karymsky.title, names_b)
+    match = same_story(ebeko, karymsky)
+    assert match.event_cosine >= 0.5
+    assert match.names_shared >= 2
+    assert match.reason == "names_differ", match
+    assert not match
+    # The same volcano in both titles: one event. Titles without names veto nothing.
+    again = article("Вулкан Эбеко снова выбросил пепел", [second])
+    assert same_story(ebeko, again).reason == "same_event"
+    plain_a = article("Вулкан выбросил пепел", [first])
+    plain_b = article("Над вулканом поднялся столб пепла", [second])
+    assert not title_names_missing(
+        plain_a.title,
+        name_fingerprint(plain_a.title, plain_a.text),
+        plain_b.title,
+        name_fingerprint(plain_b.title, plain_b.text),
+    )
+    assert same_story(plain_a, plain_b).reason == "same_event"

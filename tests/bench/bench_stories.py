@@ -29,6 +29,7 @@ from pipelines.similarity import (
     same_story,
     shingles,
     signature,
+    title_names_missing,
     titles_disagree_on_numbers,
 )
 from pipelines.twins import are_twins, twin_score
@@ -48,7 +49,7 @@ KZ_HOST = re.compile(r"\.kz$|kazpravda")
 # The ru and kk editions of one portal publish each other's translations.
 PUBLISHERS = (("zakon.kz", "kaz.zakon.kz"),)
 SPEED_REPEATS = 3
-SWEEP = (0.30, 0.35, 0.40, 0.45, 0.50, 0.60)
+SWEEP = (0.30, 0.325, 0.35, 0.40, 0.45, 0.50, 0.60)
 
 
 @dataclass(frozen=True)
@@ -131,25 +132,39 @@ def bench_same_story() -> list[Pair]:
     # The trade-off around the chosen EVENT_COSINE, with and without each veto.
     agree = [names_agree(p.a, p.b) for p in pairs]
     numbers_differ = [titles_disagree_on_numbers(p.a.title, p.b.title) for p in pairs]
+    title_missing = [
+        title_names_missing(
+            p.a.title,
+            name_fingerprint(p.a.title, p.a.text),
+            p.b.title,
+            name_fingerprint(p.b.title, p.b.text),
+        )
+        for p in pairs
+    ]
     for threshold in SWEEP:
         for number_veto in (True, False):
             for names_gate in (True, False):
-                predicted = [
-                    m.reason == "near_duplicate"
-                    or (
-                        m.event_cosine >= threshold
-                        and not (number_veto and differ)
-                        and not (names_gate and not agrees)
+                for title_veto in (True, False):
+                    predicted = [
+                        m.reason == "near_duplicate"
+                        or (
+                            m.event_cosine >= threshold
+                            and not (number_veto and differ)
+                            and not (names_gate and not agrees)
+                            and not (title_veto and missing)
+                        )
+                        for m, differ, agrees, missing in zip(
+                            matches, numbers_differ, agree, title_missing, strict=True
+                        )
+                    ]
+                    emit(
+                        bench="same_story_sweep",
+                        event_cosine=threshold,
+                        number_veto=number_veto,
+                        names_gate=names_gate,
+                        title_veto=title_veto,
+                        **scores(predicted, [p.same for p in pairs]),
                     )
-                    for m, differ, agrees in zip(matches, numbers_differ, agree, strict=True)
-                ]
-                emit(
-                    bench="same_story_sweep",
-                    event_cosine=threshold,
-                    number_veto=number_veto,
-                    names_gate=names_gate,
-                    **scores(predicted, [p.same for p in pairs]),
-                )
     return pairs
 
 
