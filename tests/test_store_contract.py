@@ -12,6 +12,7 @@ import pytest
 
 from crawler.items import PressItem, content_hash
 from pipelines.store import open_store
+from pipelines.store import sqlite as sqlite_store
 from pipelines.store.base import ItemQuery, StoreError
 from pipelines.store.keys import Keys
 from pipelines.store.redis import RedisStore, redact_url
@@ -366,7 +367,7 @@ def test_sqlite_schema_1_trigram_index_is_rebuilt_as_words(tmp_path: Path) -> No
     store.close()
     with sqlite3.connect(path) as db:
         db.executescript(
-            "DROP TRIGGER items_text_insert; DROP TABLE items_text;"
+            "DROP TABLE items_text;"
             " CREATE VIRTUAL TABLE items_text"
             " USING fts5(title, text, content='', tokenize='trigram');"
             " PRAGMA user_version = 1;"
@@ -380,6 +381,50 @@ def test_sqlite_schema_1_trigram_index_is_rebuilt_as_words(tmp_path: Path) -> No
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     db.close()
+
+
+def test_sqlite_schema_3_items_indexed_by_its_trigger_stay_found(tmp_path: Path) -> None:
+    """Schema 3 indexed each item as it was written; schema 4 indexes when searched."""
+    path = tmp_path / "v3.db"
+    SQLiteStore(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "DELETE FROM state;"
+            " CREATE TRIGGER items_text_insert AFTER INSERT ON items BEGIN"
+            " INSERT INTO items_text (rowid, title, text) VALUES (new.rowid,"
+            " json_extract(new.data, '$.title'), json_extract(new.data, '$.text')); END;"
+            " PRAGMA user_version = 3;"
+        )
+        item = make_item("old", text="Минфин сообщил о дефиците.")
+        db.execute(
+            "INSERT INTO items (id, source, sort_time, data) VALUES (?, ?, ?, ?)",
+            (item["id"], item["source"], "2019-11-18T00:00:00", json.dumps(item)),
+        )
+    db.close()
+    reopened = SQLiteStore(f"sqlite:///{path}")
+    reopened.add_item(make_item("new", text="Минфин ответил."))
+    assert sorted(ids(reopened.items(ItemQuery(text="минфин")))) == sorted(
+        [make_item("old")["id"], make_item("new")["id"]]
+    )
+    reopened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
+        # each item indexed once: the old one by the trigger, the new one by the search
+        assert db.execute("SELECT count(*) FROM items_text_docsize").fetchone() == (2,)
+    db.close()
+
+
+def test_a_search_indexes_every_item_written_since_the_last_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    writer, searcher = SQLiteStore(url), SQLiteStore(url)
+    total = sqlite_store.INDEX_BATCH + 5  # more than one batch
+    for number in range(total):
+        writer.add_item(make_item(str(number), text=f"Минфин, сообщение {number}."))
+    assert len(searcher.items(ItemQuery(text="минфин", limit=total + 1))) == total
+    writer.add_item(make_item("late", text="Минфин опоздал."))
+    assert ids(searcher.items(ItemQuery(text="опоздал"))) == [make_item("late")["id"]]
+    writer.close()
+    searcher.close()
 
 
 def test_sqlite_schema_2_gains_the_state_table(tmp_path: Path) -> None:
