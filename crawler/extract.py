@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -16,8 +17,17 @@ from zoneinfo import ZoneInfo
 
 import trafilatura
 from dateparser.date import DateDataParser
+from htmldate import find_date
 from lxml import etree
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from trafilatura.metadata import (
+    examine_meta,
+    extract_author,
+    extract_meta_json,
+    extract_sitename,
+    extract_title,
+)
+from trafilatura.settings import Document
 from trafilatura.utils import load_html
 from trafilatura.xml import xmltotxt
 
@@ -26,6 +36,8 @@ from crawler.encoding import decode_html
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,15 +61,16 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
     "fast": True,
     "include_comments": False,
     "include_links": True,  # links are read from the body tree, then dropped from the text
-    "with_metadata": True,
+    # Read by `page_metadata`, without the parts an item does not keep.
+    "with_metadata": False,
     # Only the body tree is read (see _body); "python" output would also render it to text.
     "output_format": "txt",
     # Photo captions and credits are not article text ("Фото: ..." under every picture).
     "prune_xpath": "//figcaption",
-    # htmldate reads metadata and numeric dates only: its free-text search misreads
-    # Russian month names, which the byline parser below handles.
-    "date_extraction_params": {"extensive_search": False, "original_date": True},
 }
+# htmldate reads metadata and numeric dates only: its free-text search misreads Russian
+# month names, which the byline parser below handles.
+HTMLDATE_OPTIONS: dict[str, Any] = {"extensive_search": False, "original_date": True}
 
 # An element of the body whose whole text opens like this is page furniture.
 FURNITURE = re.compile(
@@ -182,27 +195,32 @@ def extract_article(
     if tree is None:
         return Article(title="", text="")
     selectors = selectors or Selectors()
-    # trafilatura works on its own copy of the tree, so ours stays whole for what follows.
-    document = trafilatura.bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
+    metadata = page_metadata(tree)
     title = (selectors.title and _selected_text(tree, selectors.title)) or _title(
-        document, tree, url
+        metadata, tree, url
     )
-    paragraphs, links = _body(document, tree, selectors.text, title, url)
+    # The source's own body selector first: when it matches, trafilatura (three quarters
+    # of a page's parsing time) is not run at all.
+    selected = _select(tree, selectors.text) if selectors.text else []
+    if selected:
+        paragraphs, links = _selected_body(selected, title, url)
+    else:
+        paragraphs, links = _generic_body(tree, title, url)
     text = "\n".join(paragraphs)
     lead = (
         (selectors.lead and _selected_text(tree, selectors.lead))
-        or (_clean(document.description) if document is not None and document.description else "")
+        or (_clean(metadata.description) if metadata.description else "")
         or (paragraphs[0] if paragraphs else "")
     )
     authors: tuple[str, ...] = ()
     if selectors.authors:
         authors = _unique(_clean(e.text_content()) for e in _select(tree, selectors.authors))
-    if not authors and document is not None and document.author:
-        authors = _unique(BYLINE_LABEL.sub("", _clean(a)) for a in document.author.split(";"))
+    if not authors and metadata.author:
+        authors = _unique(BYLINE_LABEL.sub("", _clean(a)) for a in metadata.author.split(";"))
     published = _published(
         tree,
         selectors.published_at,
-        document.date if document is not None else None,
+        lambda: find_date(tree, url=url or None, **HTMLDATE_OPTIONS),
         ZoneInfo(timezone),
         languages,
     )
@@ -215,6 +233,32 @@ def extract_article(
         authors=authors,
         links=links,
     )
+
+
+def page_metadata(tree: HtmlElement) -> Document:
+    """Title, author, description and site name as trafilatura's `extract_metadata` reads
+    them, without what an item does not keep (categories, tags, licence, URL) and without
+    the date, which `_published` asks htmldate for only when the page declares none.
+
+    The same steps in the same order, so the fields come out equal (a test compares them
+    on the golden pages); skipping the rest saves about a millisecond a page.
+    """
+    metadata = examine_meta(tree)
+    if metadata.author and " " not in metadata.author:
+        metadata.author = None  # trafilatura's rule: a single word is rarely a name
+    try:
+        metadata = extract_meta_json(tree, metadata)
+    except Exception:  # trafilatura guards its JSON-LD reader the same way
+        logger.debug("unreadable JSON-LD metadata", exc_info=True)
+    metadata.title = metadata.title or extract_title(tree)
+    metadata.author = metadata.author or extract_author(tree)
+    metadata.sitename = metadata.sitename or extract_sitename(tree)
+    sitename = (metadata.sitename or "").lstrip("@")
+    if sitename and "." not in sitename and not sitename[0].isupper():
+        sitename = sitename.title()
+    metadata.sitename = sitename or None
+    metadata.clean_and_trim()
+    return metadata
 
 
 def detect_language(text: str, languages: Sequence[str] = ("ru", "kk", "en")) -> str | None:
@@ -290,48 +334,51 @@ def _date_parser(languages: tuple[str, ...]) -> DateDataParser:
     )
 
 
-def _body(
-    document: Any, tree: HtmlElement, css: str | None, title: str, url: str
+def _selected_body(
+    selected: list[HtmlElement], title: str, url: str
 ) -> tuple[list[str], tuple[str, ...]]:
-    """Paragraphs of the article body and the links in it, from the selector when it matches,
-    else from trafilatura's body tree."""
-    selected = _select(tree, css) if css else []
-    if selected:
-        paragraphs = [p for element in selected for p in _block_texts(element)]
-        paragraphs = _drop_title_lines(_drop_furniture(paragraphs), title)
-        links = _links(selected, url)
-    elif document is not None and document.body is not None:
-        body = document.body
-        _prune_body(body)
-        links = _links([body], url, link_tag="ref", link_attribute="target")
-        etree.strip_tags(body, "ref")
-        paragraphs = _drop_title_lines(xmltotxt(body, False).split("\n"), title)
-    else:
+    """Paragraphs of the article body and the links in it, from the elements a source's
+    selector picked."""
+    paragraphs = [p for element in selected for p in _block_texts(element)]
+    paragraphs = _drop_title_lines(_drop_furniture(paragraphs), title)
+    return [p for p in (_clean(p) for p in paragraphs) if p], _links(selected, url)
+
+
+def _generic_body(tree: HtmlElement, title: str, url: str) -> tuple[list[str], tuple[str, ...]]:
+    """Paragraphs of the article body and the links in it, from trafilatura's body tree."""
+    # trafilatura works on its own copy of the tree, so ours stays whole for what follows.
+    document = trafilatura.bare_extraction(tree, url=url or None, **TRAFILATURA_OPTIONS)
+    if document is None or document.body is None:
         return [], ()
+    body = document.body
+    _prune_body(body)
+    links = _links([body], url, link_tag="ref", link_attribute="target")
+    etree.strip_tags(body, "ref")
+    paragraphs = _drop_title_lines(xmltotxt(body, False).split("\n"), title)
     return [p for p in (_clean(p) for p in paragraphs) if p], links
 
 
 def _published(
     tree: HtmlElement,
     css: str | None,
-    day: str | None,
+    day: Callable[[], str | None],
     zone: ZoneInfo,
     languages: Sequence[str],
 ) -> datetime | None:
-    """Publication time: the selector, then the page's metadata, then htmldate's day and
-    the byline."""
+    """Publication time: the selector, then the page's metadata, then htmldate's `day`
+    (asked only now) and the byline."""
     return (
         (_selected_date(tree, css, zone, languages) if css else None)
         or _metadata_date(tree, zone)
-        or _day_or_byline(day, tree, zone, languages)
+        or _day_or_byline(day(), tree, zone, languages)
     )
 
 
-def _title(document: Any, tree: HtmlElement, url: str) -> str:
+def _title(metadata: Document, tree: HtmlElement, url: str) -> str:
     """The headline: an <h1> marked as the headline, or an <h1> that the metadata title
     starts with (the title adds a site name), else the metadata title without a trailing
     site name or date."""
-    title = _clean(document.title) if document is not None and document.title else ""
+    title = _clean(metadata.title) if metadata.title else ""
     for headline in tree.xpath('//h1[@itemprop="headline"]'):
         text = _clean(headline.text_content())
         if text:
@@ -342,7 +389,7 @@ def _title(document: Any, tree: HtmlElement, url: str) -> str:
         found = _normal(text)
         if found and (not wanted or (len(found) >= 0.5 * len(wanted) and wanted.startswith(found))):
             return text
-    site_words = set(_normal(document.sitename or "").split()) if document is not None else set()
+    site_words = set(_normal(metadata.sitename or "").split())
     host_labels = (urlsplit(url).hostname or "").removeprefix("www.").split(".")[:-1]
     site_words.update(w for label in host_labels for w in label.split("-") if len(w) > 1)
     parts = TITLE_SEPARATOR.split(title)  # text, separator, text, ...
