@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import html
 import json
+import os
 import random
 import subprocess as sp
 import sys
@@ -757,6 +758,11 @@ class ReplayServer:
 
     def base_url(self, portal: str) -> str:
         return self._bases[portal]
+
+    @property
+    def pid(self) -> int:
+        """The process that serves: the child with ``subprocess=True``, else this one."""
+        return self._child.pid if self._child is not None else os.getpid()
 
     def source_config(self, portal: str, **overrides: Any) -> dict[str, Any]:
         """A sources.yaml entry that discovers this portal through its feed, sitemap and

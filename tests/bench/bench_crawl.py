@@ -3,29 +3,38 @@
     uv run python -m tests.bench.bench_crawl [--articles 2000] [--paragraphs 55] [--no-stories]
 
 A replay portal (its own process) serves ~40 KB Russian article pages, found through a
-sitemap index. In the same run: (a) a plain spider downloads exactly those article URLs
-and does nothing else; (b) the full crawl discovers, fetches, parses (worker pool),
-cleans, dedups and stores into SQLite, then (c) into a throwaway Redis; and each again
-with story linking (`+stories`, the syndication stage a crawl runs by default). All use the
-project settings with the same concurrency and throttle (AutoThrottle off, robots.txt on).
-Prints one JSON line per variant (pages/s) and the ratios to plain; target >= 0.5.
+sitemap index. In the same run:
+(a) a plain spider downloads exactly those article URLs and does nothing else;
+(b) the full crawl discovers, fetches, parses (worker pool), cleans, dedups and stores
+    into SQLite;
+(b') the same for a source whose config names its body (``selectors.text``), for which
+    trafilatura does not run;
+(c) the full crawl into a throwaway Redis;
+and (b) and (c) again with story linking (`+stories`, which a crawl runs by default). All
+use the project settings with the same concurrency and throttle (AutoThrottle off,
+robots.txt on). Prints one JSON line per variant (pages/s) and the ratios to plain;
+target >= 0.5. Each line also gives CPU ms per page: the crawl process
+(``cpu_ms_per_page``), its extraction workers (``worker_cpu_ms_per_page``) and the replay
+server (``server_cpu_ms_per_page``; every page is rendered and cached before anything is
+timed). On 2 cores the full crawl is bound by the sum of the first two.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import scrapy
 import yaml
 from scrapy.crawler import CrawlerProcess
@@ -80,19 +89,54 @@ def run_plain(urls_file: str) -> dict[str, Any]:
     return json_safe(crawler.stats.get_stats())
 
 
+class TreeCpu:
+    """CPU seconds of a process and all its descendants (the extraction workers are the
+    fork server's children, which no ``RUSAGE_CHILDREN`` of ours ever sees), sampled
+    until `stop`; the last sample of each process counts."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = pid
+        self.seen: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.05):
+            try:
+                root = psutil.Process(self.root)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                self.seen[process.pid] = times.user + times.system
+
+    def stop(self) -> tuple[float, float]:
+        """(the root's CPU seconds, its descendants' CPU seconds)."""
+        self._done.set()
+        self._thread.join()
+        root = self.seen.get(self.root, 0.0)
+        return root, sum(self.seen.values()) - root
+
+
 def child(args: list[str]) -> dict[str, Any]:
-    """Run a benchmark step in its own process; its stats, plus ``cpu_seconds``: the CPU
-    time of that process and every process it waited for (the extraction workers)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(
-        [sys.executable, *args], check=False, capture_output=True, text=True, timeout=1800
+    """Run a benchmark step in its own process; its stats, plus ``cpu_seconds`` (that
+    process) and ``worker_cpu_seconds`` (every process under it: extraction workers)."""
+    process = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
+    cpu = TreeCpu(process.pid)
+    stdout, stderr = process.communicate(timeout=1800)
+    own, workers = cpu.stop()
+    if process.returncode != 0:
+        sys.stderr.write(stderr[-4000:])
         raise SystemExit(f"benchmark child failed: {args}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return {"cpu_seconds": cpu, **json.loads(done.stdout.strip().splitlines()[-1])}
+    stats = json.loads(stdout.strip().splitlines()[-1])
+    return {"cpu_seconds": own, "worker_cpu_seconds": workers, **stats}
 
 
 def free_port() -> int:
@@ -157,15 +201,27 @@ def main() -> None:
         config = server.source_config(PORTAL, max_items=args.articles)
         sources = work / "sources.yaml"
         sources.write_text(yaml.safe_dump({"sources": [config]}, allow_unicode=True), "utf-8")
+        # The same portal for a source that names its body (selectors.text): no trafilatura.
+        selected = work / "sources-selector.yaml"
+        config = {**config, "selectors": {"text": "div.article-body"}}
+        selected.write_text(yaml.safe_dump({"sources": [config]}, allow_unicode=True), "utf-8")
         page_kb = len(urlopen_bytes(base + articles[0].path)) / 1024
+        # Every page rendered before anything is timed: the server then only sends bytes,
+        # as a remote site costs this machine nothing, and every variant sees it alike.
+        with ThreadPoolExecutor(8) as warming:
+            list(warming.map(urlopen_bytes, [base + a.path for a in articles]))
+        site = psutil.Process(server.pid)
 
+        server_cpu = _cpu(site)
         plain = child(["-m", "tests.bench.bench_crawl", "--plain", str(work / "urls.txt")])
+        server_cpu = _cpu(site) - server_cpu
         pages, seconds, plain_rate = rate(plain, "response_received_count")
         pages -= plain.get("robotstxt/response_count", 0)
         plain_rate = pages / seconds
         line(
             variant="plain",
             cpu_ms_per_page=round(1000 * plain["cpu_seconds"] / max(pages, 1), 1),
+            server_cpu_ms_per_page=round(1000 * server_cpu / max(pages, 1), 2),
             pages=pages,
             seconds=round(seconds, 2),
             pages_per_s=round(plain_rate, 1),
@@ -180,50 +236,64 @@ def main() -> None:
                 stores["redis"] = redis_url
             # "full": the backbone's pipeline (parse, clean, dedup, store); "+stories": with
             # story linking (pipelines.syndication) as a crawl runs by default.
+            # "_selector": the SQLite variant for a source with a body selector.
             variants = [
-                (f"full_{name}{suffix}", url, linking)
+                (f"full_{name}{suffix}", url, linking, sources)
                 for name, url in stores.items()
                 for suffix, linking in (("", False), ("+stories", True))
             ]
-            for variant, base_url, linking in variants:
+            variants.insert(1, ("full_sqlite_selector", stores["sqlite"], False, selected))
+            for variant, base_url, linking, config_file in variants:
                 if linking and not args.stories:
                     continue
-                full_settings = {
-                    **BENCH_SETTINGS,
-                    "PRESSWATCH_PARSE_WORKERS": args.workers,
-                    "SYNDICATION_ENABLED": linking,
-                }
-                store_url = base_url
-                if linking:  # a fresh store: the first variant's items would be skipped
-                    store_url = base_url.replace("bench.db", "bench-stories.db")
-                    if store_url.startswith("redis"):
-                        store_url += "?prefix=pw-stories:"
-                settings = [f"--set={k}={json.dumps(v)}" for k, v in full_settings.items()]
-                full = child(
-                    [
-                        "-m",
-                        "crawler.run",
-                        "--sources",
-                        str(sources),
-                        "--store",
-                        store_url,
-                        *settings,
-                        PORTAL,
-                    ]
-                )
-                cpu, full = full["cpu_seconds"], full[PORTAL]
-                pages, seconds, full_rate = rate(full, "store/new")
-                line(
-                    variant=variant,
-                    pages=pages,
-                    seconds=round(seconds, 2),
-                    pages_per_s=round(full_rate, 1),
-                    cpu_ms_per_page=round(1000 * cpu / max(pages, 1), 1),
-                    requests=full.get("downloader/request_count"),
-                    dropped={k: v for k, v in full.items() if k.startswith(("dedup/", "portal/e"))},
-                    finish_reason=full.get("finish_reason"),
-                )
+                # a fresh store each: an earlier variant's items would be skipped
+                store_url = base_url.replace("bench.db", f"bench-{variant}.db")
+                if store_url.startswith("redis"):
+                    store_url += f"?prefix=pw-{variant}:"
+                full_rate = run_full(variant, store_url, config_file, site, args.workers, linking)
                 line(variant=f"{variant}/plain", ratio=round(full_rate / plain_rate, 3), target=0.5)
+
+
+def run_full(
+    variant: str,
+    store_url: str,
+    sources: Path,
+    site: psutil.Process,
+    workers: int,
+    linking: bool,
+) -> float:
+    """One full crawl into `store_url`; prints its line and returns its pages per second."""
+    full_settings = {
+        **BENCH_SETTINGS,
+        "PRESSWATCH_PARSE_WORKERS": workers,
+        "SYNDICATION_ENABLED": linking,
+    }
+    settings = [f"--set={k}={json.dumps(v)}" for k, v in full_settings.items()]
+    server_cpu = _cpu(site)
+    full = child(
+        ["-m", "crawler.run", "--sources", str(sources), "--store", store_url, *settings, PORTAL]
+    )
+    server_cpu = _cpu(site) - server_cpu
+    cpu, worker_cpu, stats = full["cpu_seconds"], full["worker_cpu_seconds"], full[PORTAL]
+    pages, seconds, full_rate = rate(stats, "store/new")
+    line(
+        variant=variant,
+        pages=pages,
+        seconds=round(seconds, 2),
+        pages_per_s=round(full_rate, 1),
+        cpu_ms_per_page=round(1000 * cpu / max(pages, 1), 1),
+        worker_cpu_ms_per_page=round(1000 * worker_cpu / max(pages, 1), 1),
+        server_cpu_ms_per_page=round(1000 * server_cpu / max(pages, 1), 2),
+        requests=stats.get("downloader/request_count"),
+        dropped={k: v for k, v in stats.items() if k.startswith(("dedup/", "portal/e"))},
+        finish_reason=stats.get("finish_reason"),
+    )
+    return full_rate
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 @contextmanager
