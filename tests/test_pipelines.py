@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pipelines.clean import (
     clean_text,
     detect_language,
     drop_repeated_title,
+    is_clean,
     localize_date,
 )
 from pipelines.dedup import DedupPipeline, SeenInRun, seen_before, stored_before
@@ -65,6 +67,37 @@ def stat(crawler: Crawler, key: str) -> Any:
 )
 def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw) == clean
+    assert is_clean(clean)
+    assert clean_text(clean) == clean
+
+
+def test_is_clean_says_yes_only_for_what_clean_text_leaves_unchanged() -> None:
+    """Random texts over an alphabet of every kind of character `clean_text` treats."""
+    alphabet = [
+        "а",
+        "b",
+        "1",
+        " ",
+        " ",
+        "\n",
+        "\n",
+        "\r",
+        "\t",
+        "\u00a0",
+        "\u200b",
+        "\u00ad",
+        "\u0306",
+        "\ufeff",
+        "\x85",
+        "\u2028",
+        "ё",
+    ]
+    rng = random.Random(20191118)  # noqa: S311 - test data, not secrets
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        cleaned = clean_text(text)
+        assert is_clean(text) == (cleaned == text), repr(text)
+        assert is_clean(cleaned), repr(text)
 
 
 @pytest.mark.parametrize(
