@@ -63,7 +63,7 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
     "include_links": True,  # links are read from the body tree, then dropped from the text
     # Read by `page_metadata`, without the parts an item does not keep.
     "with_metadata": False,
-    # Only the body tree is read (see _body); "python" output would also render it to text.
+    # Only the body tree is read (see _generic_body); "python" output would also render it to text.
     "output_format": "txt",
     # Photo captions and credits are not article text ("Фото: ..." under every picture).
     "prune_xpath": "//figcaption",
