@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -33,11 +33,22 @@ from trafilatura.xml import xmltotxt
 
 from crawler.config import Selectors
 from crawler.encoding import decode_html
+from crawler.templates import (
+    AGREEMENT,
+    MIN_BODY_CHARS,
+    find_body_template,
+    read_template,
+    text_agreement,
+)
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
 
 logger = logging.getLogger(__name__)
+
+# Where an article's text was read from: the source's body selector, a learned template,
+# or trafilatura.
+BodyFrom = Literal["selector", "template", "trafilatura"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,9 @@ class Article:
     lang: str | None = None
     authors: tuple[str, ...] = ()
     links: tuple[str, ...] = ()  # absolute http(s) links found in the body, in order
+    body_from: BodyFrom = "trafilatura"
+    # The template (crawler.templates) found on this page, when asked to look for one.
+    body_template: str | None = None
 
 
 # Chosen on the aeb pages of tests/bench/bench_extraction.py. Through this module, fast mode
@@ -186,10 +200,15 @@ def extract_article(
     selectors: Selectors | None = None,
     timezone: str = "Asia/Almaty",
     languages: Sequence[str] = ("ru", "kk", "en"),
+    body_template: str | None = None,
+    find_template: bool = False,
 ) -> Article:
     """Extract the article of one page; `selectors` (CSS) override fields where they match.
 
-    A time the page gives without an offset is read in `timezone`.
+    A time the page gives without an offset is read in `timezone`. The body is read
+    through the source's text selector, else through `body_template` (a learned one, see
+    crawler.templates) unless `find_template`, else by trafilatura; with `find_template`,
+    the template that gives trafilatura's text on this page is returned too.
     """
     tree = load_html(html)
     if tree is None:
@@ -199,13 +218,23 @@ def extract_article(
     title = (selectors.title and _selected_text(tree, selectors.title)) or _title(
         metadata, tree, url
     )
-    # The source's own body selector first: when it matches, trafilatura (three quarters
-    # of a page's parsing time) is not run at all.
+    # The source's own body selector first, then a learned template: when either gives
+    # the body, trafilatura (three quarters of a page's parsing time) is not run at all.
     selected = _select(tree, selectors.text) if selectors.text else []
+    found_template = None
     if selected:
+        body_from: BodyFrom = "selector"
         paragraphs, links = _selected_body(selected, title, url)
     else:
-        paragraphs, links = _generic_body(tree, title, url)
+        body_from = "template"
+        paragraphs, links = (
+            _templated_body(tree, body_template, title, url) if not find_template else ([], ())
+        )
+        if not paragraphs:
+            body_from = "trafilatura"
+            paragraphs, links = _generic_body(tree, title, url)
+            if find_template:
+                found_template = _body_template(tree, paragraphs, title, url)
     text = "\n".join(paragraphs)
     lead = (
         (selectors.lead and _selected_text(tree, selectors.lead))
@@ -232,6 +261,8 @@ def extract_article(
         lang=detect_language(text or title, languages) if (text or title) else None,
         authors=authors,
         links=links,
+        body_from=body_from,
+        body_template=found_template,
     )
 
 
@@ -342,6 +373,30 @@ def _selected_body(
     paragraphs = [p for element in selected for p in _block_texts(element)]
     paragraphs = _drop_title_lines(_drop_furniture(paragraphs), title)
     return [p for p in (_clean(p) for p in paragraphs) if p], _links(selected, url)
+
+
+def _templated_body(
+    tree: HtmlElement, template: str | None, title: str, url: str
+) -> tuple[list[str], tuple[str, ...]]:
+    """The body through a learned template; nothing when it names no element here or
+    finds too short a text (a page of another layout: trafilatura reads it)."""
+    selected = read_template(tree, template) if template else []
+    if not selected:
+        return [], ()
+    paragraphs, links = _selected_body(selected, title, url)
+    if sum(len(p) for p in paragraphs) < MIN_BODY_CHARS:
+        return [], ()
+    return paragraphs, links
+
+
+def _body_template(tree: HtmlElement, paragraphs: list[str], title: str, url: str) -> str | None:
+    """The template whose text on this page agrees with trafilatura's `paragraphs`."""
+    text = "\n".join(paragraphs)
+    template = find_body_template(tree, text)
+    if template is None:
+        return None
+    selected, _links = _templated_body(tree, template, title, url)
+    return template if text_agreement(text, "\n".join(selected)) >= AGREEMENT else None
 
 
 def _generic_body(tree: HtmlElement, title: str, url: str) -> tuple[list[str], tuple[str, ...]]:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ class ParseOptions:
     timezone: str = "Asia/Almaty"
     languages: tuple[str, ...] = ("ru",)
     forced_encoding: str | None = None
+    # A learned body template to read the page through, and whether to run trafilatura
+    # and look for the template instead (crawler.templates).
+    body_template: str | None = None
+    find_template: bool = False
 
 
 @dataclass
@@ -46,6 +51,8 @@ class ParsedPage:
     links: list[str] = field(default_factory=list)
     encoding: str = ""
     flags: list[str] = field(default_factory=list)
+    body_from: str = "trafilatura"
+    body_template: str | None = None
 
 
 def parse_page(
@@ -64,6 +71,8 @@ def parse_page(
         selectors=options.selectors,
         timezone=options.timezone,
         languages=options.languages,
+        body_template=options.body_template,
+        find_template=options.find_template,
     )
     return ParsedPage(
         title=article.title or "",
@@ -75,6 +84,8 @@ def parse_page(
         links=list(article.links or []),
         encoding=decoded.encoding,
         flags=list(decoded.flags),
+        body_from=article.body_from,
+        body_template=article.body_template,
     )
 
 
@@ -83,6 +94,16 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def forkserver_preload() -> list[str]:
+    """What the fork server imports once, so that each worker starts with it loaded:
+    this module (trafilatura and the rest), and the program's main module when it was run
+    with ``-m``. multiprocessing re-runs that module in every worker it starts; with its
+    imports already loaded, that takes milliseconds instead of a second or more
+    (``crawler.run`` imports Scrapy)."""
+    main = getattr(sys.modules["__main__"].__spec__, "name", None)
+    return [__name__] + ([main] if main and not main.endswith("__main__") else [])
 
 
 class ExtractionPool:
@@ -124,8 +145,7 @@ class ExtractionPool:
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            # imported once in the fork server, so each worker starts with trafilatura loaded
-            context.set_forkserver_preload(["crawler.pool"])
+            context.set_forkserver_preload(forkserver_preload())
             self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
             logger.debug("started %d extraction workers", self.workers)
         return self._executor

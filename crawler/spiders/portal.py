@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -24,7 +25,8 @@ from scrapy.http import Request, Response
 from crawler.config import Source, find_source, load_sources
 from crawler.discovery import Found, parse_feed, parse_json_api, parse_listing, parse_sitemap
 from crawler.items import PressItem, item_id
-from crawler.pool import ExtractionPool, ParseOptions
+from crawler.pool import ExtractionPool, ParsedPage, ParseOptions
+from crawler.templates import TemplateLearner
 from crawler.urls import canonical_host, canonical_url
 
 if TYPE_CHECKING:
@@ -76,11 +78,16 @@ class PortalSpider(scrapy.Spider):
     and parse each in the extraction pool.
 
     Settings: ``PRESSWATCH_SOURCES`` (path of sources.yaml; default the bundled file),
-    ``PRESSWATCH_PARSE_WORKERS`` (extraction processes; default: the usable CPUs).
+    ``PRESSWATCH_PARSE_WORKERS`` (extraction processes; default: the usable CPUs),
+    ``PRESSWATCH_LEARN_TEMPLATES`` (True: learn where the source's pages keep the body,
+    see crawler.templates; a source with a text selector has no need).
     Stats: ``discovery/<kind>_links``, ``portal/articles_requested``, ``portal/offsite``,
     ``portal/over_limit``, ``portal/items``, ``portal/empty``, ``portal/parse_failed``,
     ``portal/no_title`` and ``portal/no_date`` (pages that lacked the field: a rise means the
-    site's layout changed; source health reads them).
+    site's layout changed; source health reads them), ``template/learned``,
+    ``template/checked``, ``template/dropped`` (a check disagreed), ``template/pages``
+    (read through the template) and ``template/missed`` (a page the template found no
+    article on, read by trafilatura).
     """
 
     name = "portal"
@@ -91,6 +98,7 @@ class PortalSpider(scrapy.Spider):
         self.source: Source
         self.pool: ExtractionPool
         self.options: ParseOptions
+        self.templates: TemplateLearner | None = None
         self._requested: set[str] = set()
         self._browser_problem: Exception | None = None  # raised by start(): ends this crawl
 
@@ -106,6 +114,10 @@ class PortalSpider(scrapy.Spider):
             crawler.settings.getint("PRESSWATCH_PARSE_WORKERS") or None
         )
         spider.options = spider.parse_options()
+        if crawler.settings.getbool("PRESSWATCH_LEARN_TEMPLATES", True) and not (
+            spider.source.selectors.text
+        ):
+            spider.templates = TemplateLearner()
         crawler.signals.connect(spider.release_pool, signal=signals.spider_closed)
         if spider.source.render == "browser":
             spider.enable_browser(crawler)
@@ -237,14 +249,40 @@ class PortalSpider(scrapy.Spider):
             forced_encoding=self.source.encoding,
         )
 
+    def page_options(self) -> ParseOptions:
+        """How to read the next article page: with the source's template, as learned so far."""
+        if self.templates is None:
+            return self.options
+        template, find = self.templates.plan()
+        return replace(self.options, body_template=template, find_template=find)
+
+    def learn_template(self, page: ParsedPage, options: ParseOptions) -> None:
+        if page.body_from == "template":
+            self._count("template/pages")
+        elif self.templates is not None and options.find_template:
+            event = self.templates.observe(options.body_template, page.body_template)
+            if event is not None:
+                self._count(f"template/{event}")
+            if event in ("learned", "dropped"):
+                logger.info(
+                    "%s the body template of %s: %s",
+                    event,
+                    self.source.name,
+                    options.body_template or page.body_template,
+                )
+        elif options.body_template:
+            self._count("template/missed")
+
     async def parse_article(self, response: Response) -> AsyncIterator[PressItem]:
         declared = declared_charset(response.headers.get(b"Content-Type"))
+        options = self.page_options()
         try:
-            page = await self.pool.parse(response.body, declared, response.url, self.options)
+            page = await self.pool.parse(response.body, declared, response.url, options)
         except BrokenProcessPool:
             self._count("portal/parse_failed")
             logger.warning("the extraction worker died while parsing %s", response.url)
             return
+        self.learn_template(page, options)
         if not page.text.strip():
             self._count("portal/empty")
             logger.info("no article text at %s", response.url)

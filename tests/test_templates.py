@@ -1,0 +1,132 @@
+"""Learned body templates: found where trafilatura's text lies, read back to the same text,
+learned after agreeing pages, checked and dropped when a page disagrees."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import pytest
+
+from crawler.extract import extract_article
+from crawler.templates import AGREEMENT, TemplateLearner, text_agreement
+from scheduler.replay import ReplayPortal, generate_articles, render_article
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+URL = "http://127.0.0.1/news/1"
+
+
+def portal_pages(count: int, paragraphs: int = 8, seed: int = 3) -> list[str]:
+    articles = generate_articles(count, seed=seed, paragraphs=paragraphs)
+    portal = ReplayPortal(name="vestnik", title="Вестник", articles=articles)
+    return [render_article(portal, a, articles[:3]) for a in articles]
+
+
+PROMO = (
+    '<aside class="promo"><div class="article-body"><p>'
+    + "Подпишитесь на рассылку редакции: главные новости дня каждое утро в вашей почте. " * 4
+    + "</p></div></aside>"
+)
+
+
+def redesign(html: str) -> str:
+    """The same article after a redesign: the body moved to a new container, and the old
+    container's class now marks a promotion box, which the old template would read."""
+    html = html.replace('<div class="article-body">', '<div class="story-text">')
+    return html.replace('<aside class="related">', f'{PROMO}<aside class="related">')
+
+
+def test_the_template_of_a_portal_page_reads_back_trafilaturas_text() -> None:
+    html = portal_pages(1)[0]
+    generic = extract_article(html, URL, find_template=True)
+    assert generic.body_from == "trafilatura"
+    assert generic.body_template == '//div[@class="article-body"]'
+
+    templated = extract_article(html, URL, body_template=generic.body_template)
+    assert templated.body_from == "template"
+    assert templated.text == generic.text
+    assert templated.title == generic.title
+    assert templated.published_at == generic.published_at
+
+
+def test_a_template_names_tags_ids_and_classes_never_positions_or_article_ids() -> None:
+    html = portal_pages(1)[0].replace('<article class="article">', '<article id="post-4711">')
+    template = extract_article(html, URL, find_template=True).body_template
+    assert template is not None
+    assert not re.search(r"\[\d", template)
+    assert "4711" not in template
+
+
+@pytest.mark.parametrize("page", sorted(GOLDEN.glob("*.html.gz")), ids=lambda p: p.stem)
+def test_on_real_pages_a_template_found_gives_trafilaturas_text(page: Path) -> None:
+    html = gzip.decompress(page.read_bytes()).decode("utf-8")
+    generic = extract_article(html, "")
+    found = extract_article(html, "", find_template=True)
+    assert found.text == generic.text  # looking changes nothing about the page's item
+    if found.body_template is None:
+        return  # no container can be named: every page of such a source goes to trafilatura
+    templated = extract_article(html, "", body_template=found.body_template)
+    assert templated.body_from == "template"
+    assert text_agreement(templated.text, generic.text) >= AGREEMENT
+
+
+def test_a_page_the_template_finds_nothing_on_is_read_by_trafilatura() -> None:
+    html = portal_pages(1)[0]
+    template = extract_article(html, URL, find_template=True).body_template
+    other = html.replace("article-body", "story-text")
+    article = extract_article(other, URL, body_template=template)
+    assert article.body_from == "trafilatura"
+    assert article.text == extract_article(other, URL).text
+
+
+def read(learner: TemplateLearner, html: str) -> tuple[str, str]:
+    """One page through the learner, as the spider and a worker do it."""
+    template, find = learner.plan()
+    article = extract_article(html, URL, body_template=template, find_template=find)
+    event = learner.observe(template, article.body_template) if find else None
+    return article.body_from, event or ""
+
+
+def test_the_learner_adopts_after_agreeing_pages_checks_and_drops_on_a_redesign() -> None:
+    pages = portal_pages(40)
+    learner = TemplateLearner(learn_after=3, check_every=10)
+    first = [read(learner, html) for html in pages[:23]]
+    assert [event for _, event in first[:3]] == ["", "", "learned"]
+    # after that, every page through the template but the 10th and 20th, which are checked
+    assert [how for how, _ in first[3:]].count("template") == 18
+    assert [event for _, event in first[3:]].count("checked") == 2
+
+    redesigned = [redesign(html) for html in pages[23:]]
+    after = [read(learner, html) for html in redesigned]
+    events = [event for _, event in after]
+    assert events.index("dropped") == 9  # the next check
+    assert events.index("learned") == 12  # three pages of the new layout later
+    assert learner.template == '//div[@class="story-text"]'
+    # once relearned, pages read through the template hold the whole article again
+    last = redesigned[-1]
+    assert extract_article(last, URL, body_template=learner.template).text == (
+        extract_article(last, URL).text
+    )
+
+
+def test_a_source_whose_pages_teach_nothing_is_looked_at_every_tenth_page() -> None:
+    learner = TemplateLearner(learn_after=3, check_every=10, patience=5)
+    looked = []
+    for _ in range(40):
+        template, find = learner.plan()
+        looked.append(find)
+        if find:
+            learner.observe(template, None)
+    assert looked[:5] == [True] * 5
+    assert sum(looked[5:]) == 4  # pages 10, 20, 30 and 40
+
+
+def test_pages_planned_before_the_template_changed_do_not_count_against_it() -> None:
+    learner = TemplateLearner(learn_after=1, check_every=2)
+    assert learner.observe(None, "//main") == "learned"
+    assert learner.observe("//old", None) is None
+    assert learner.template == "//main"
+    assert learner.observe("//main", "//main") == "checked"
+    assert learner.observe("//main", "//div") == "dropped"
+    assert learner.template is None
