@@ -150,6 +150,11 @@ class ExtractionPool:
             logger.debug("started %d extraction workers", self.workers)
         return self._executor
 
+    def warm(self) -> None:
+        """Start the fork server and a first worker now, while discovery fetches feeds and
+        sitemaps, rather than when the first article arrives."""
+        self._started().submit(int)
+
     async def parse(
         self, body: bytes, declared_encoding: str | None, url: str, options: ParseOptions
     ) -> ParsedPage:

@@ -118,6 +118,7 @@ class PortalSpider(scrapy.Spider):
             spider.source.selectors.text
         ):
             spider.templates = TemplateLearner()
+        crawler.signals.connect(spider.pool.warm, signal=signals.spider_opened)
         crawler.signals.connect(spider.release_pool, signal=signals.spider_closed)
         if spider.source.render == "browser":
             spider.enable_browser(crawler)
