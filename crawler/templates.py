@@ -8,9 +8,10 @@ known to hold it costs about one. A source's article pages share a layout, so:
   the same layout has too;
 - the spider's `TemplateLearner` adopts that template once `learn_after` pages in a row
   name the same one, then has the workers read pages through it (`read_template`);
-- every `check_every`-th page is read by trafilatura again and the template is looked
-  for anew: a page that names another one, or none, drops the template and learning
-  starts over. A page the template finds no article on is read by trafilatura.
+- now and then a page is read by trafilatura again and the template looked for anew (a
+  check: after 10 pages, then 20, then every 40 while checks pass): a page that names
+  another template, or none, drops it and learning starts over. A page the template
+  finds no article on is read by trafilatura.
 
 A template is an XPath made only of tags, ids and classes, never positions: positions
 differ from page to page, and a template that named them would be right on the page it
@@ -148,28 +149,34 @@ class TemplateLearner:
     """One source's template, as its crawl learns and checks it (in the spider, which sees
     every page of the source; workers see single pages).
 
-    `plan` says how to read the next page; `observe` takes what the worker found. A source
-    whose pages teach no template (`patience` pages in a row) is looked at again only every
-    `check_every`-th page: looking costs a millisecond or two a page.
+    `plan` says how to read the next page; `observe` takes what the worker found. A check
+    costs a trafilatura run, so each one passed doubles the pages to the next, from
+    `check_every` up to `max_check_every`. A source whose pages teach no template
+    (`patience` pages in a row) is looked at again only every `check_every`-th page:
+    looking costs a millisecond or two a page.
     """
 
     learn_after: int = 3
     check_every: int = 10
+    max_check_every: int = 40
     patience: int = 10
     template: str | None = None
     _candidate: str | None = None
     _streak: int = 0
     _fruitless: int = 0
-    _pages: int = 0
+    _pages: int = 0  # since the last check, or the last look for a template
+    _interval: int = 0  # pages between checks now; 0: check_every
 
     def plan(self) -> tuple[str | None, bool]:
         """(the template to read the next page through, whether to run trafilatura and
         look for the template on it)."""
         self._pages += 1
-        every_nth = self._pages % self.check_every == 0
+        due = self._pages >= (self._interval or self.check_every)
+        if due:
+            self._pages = 0
         if self.template is None:
-            return None, self._fruitless < self.patience or every_nth
-        return self.template, every_nth
+            return None, due or self._fruitless < self.patience
+        return self.template, due
 
     def observe(self, asked: str | None, found: str | None) -> Event | None:
         """Take the template `found` on a page that trafilatura read, planned with the
@@ -178,8 +185,9 @@ class TemplateLearner:
             if asked != self.template:  # planned before the template changed
                 return None
             if found == asked:
+                self._interval = min(2 * (self._interval or self.check_every), self.max_check_every)
                 return "checked"
-            self.template, self._candidate, self._streak = None, None, 0
+            self.template, self._candidate, self._streak, self._interval = None, None, 0, 0
             return "dropped"
         self._fruitless = self._fruitless + 1 if found is None else 0
         if found is None or found != self._candidate:
@@ -187,7 +195,7 @@ class TemplateLearner:
         else:
             self._streak += 1
         if self.template is None and self._candidate and self._streak >= self.learn_after:
-            self.template, self._pages = self._candidate, 0
+            self.template, self._pages, self._interval = self._candidate, 0, 0
             return "learned"
         return None
 

@@ -50,18 +50,15 @@ def is_clean(text: str) -> bool:
     """Whether `clean_text` would return `text` unchanged, by a few scans in C.
 
     Extraction already gives text in that shape, so the crawl checks it rather than
-    rebuilding it line by line. Printable once line breaks are gone means no control,
-    format or separator character but the plain space.
+    rebuilding it line by line. A printable line has no control, format or separator
+    character but the plain space.
     """
-    return (
-        text.replace("\n", "").isprintable()
-        and "  " not in text
-        and " \n" not in text
-        and "\n " not in text
-        and "\n\n\n" not in text
-        and text == text.strip()
-        and unicodedata.is_normalized("NFC", text)
-    )
+    if "  " in text or "\n\n\n" in text or text != text.strip():
+        return False
+    for line in text.split("\n"):
+        if line and (line[0] == " " or line[-1] == " " or not line.isprintable()):
+            return False
+    return unicodedata.is_normalized("NFC", text)
 
 
 def clean_line(text: str) -> str:

@@ -11,9 +11,11 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
-from trafilatura.metadata import extract_metadata
+from trafilatura import xpaths
+from trafilatura.metadata import extract_author, extract_metadata
 from trafilatura.utils import load_html
 
+from crawler import author
 from crawler.config import Selectors
 from crawler.extract import (
     Article,
@@ -73,6 +75,49 @@ def test_page_metadata_reads_what_trafilatura_reads(case_file: Path) -> None:
     theirs = extract_metadata(load_html(html))
     for name in ("title", "author", "description", "sitename"):
         assert getattr(ours, name) == getattr(theirs, name), name
+
+
+# Attribute values that each of trafilatura's author and discard regexes may or may not
+# match, on every tag those XPaths name: a page of all their combinations.
+ATTRIBUTE_VALUES = [
+    "author", "Author", "x-author-y", "authorname", "author-name", "AuthorName", "authorName",
+    "author name", "byline", "Byline", "x byline", "username", "byl", "BBL", "writer",
+    "screenname", "channel-name", "zuozhe", "bianji", "xiaobian", "submitted-by", "posted-by",
+    "journalist-name", "comments", "Comments", "x comments", "commentsbox", "commentlist",
+    "comment-list", "comments-list", "ProductReviews", "sidebar", "is-hidden", "quote",
+    "embedly-instagram", "article-share", "article-support", "article-other", "print",
+    "category", "meta-date", "meta-reviewer", "title", "date", "AuthorCard", "AuthorURL",
+    "me", "Figure", "aFigureb", "nothing",
+]  # fmt: skip
+TAGS = ["a", "address", "div", "link", "p", "span", "strong", "h3", "h4", "section", "b"]
+ATTRIBUTES = ["class", "id", "rel", "itemprop", "data-testid", "data-component"]
+
+
+def attribute_page() -> str:
+    elements = [
+        f'<{tag} {attribute}="{value}">{tag} {attribute} {value} text</{tag}>'
+        for tag in TAGS
+        for attribute in ATTRIBUTES
+        for value in ATTRIBUTE_VALUES
+    ]
+    return page("<div>" + "".join(elements) + "<author>An Author</author></div>")
+
+
+@pytest.mark.parametrize(
+    "html",
+    [attribute_page()]
+    + [read_saved_page(p.read_bytes()) for p in sorted(GOLDEN.glob("*.html.gz"))],
+    ids=["attributes"] + [p.name.split(".")[0] for p in sorted(GOLDEN.glob("*.html.gz"))],
+)
+def test_author_xpaths_select_what_trafilaturas_select(html: str) -> None:
+    """crawler.author's XPaths in plain XPath 1.0 against trafilatura's regular-expression
+    ones: the same elements, in the same order, and the same author."""
+    tree = load_html(html)
+    pairs = list(zip(author.AUTHOR_XPATHS, xpaths.AUTHOR_XPATHS, strict=True))
+    pairs += zip(author.AUTHOR_DISCARD_XPATHS, xpaths.AUTHOR_DISCARD_XPATHS, strict=True)
+    for ours, theirs in pairs:
+        assert ours(tree) == theirs(tree), theirs.path
+    assert author.page_author(tree) == extract_author(tree)
 
 
 @pytest.mark.parametrize("case_file", CASES, ids=[c.stem for c in CASES])

@@ -90,17 +90,18 @@ def read(learner: TemplateLearner, html: str) -> tuple[str, str]:
 
 def test_the_learner_adopts_after_agreeing_pages_checks_and_drops_on_a_redesign() -> None:
     pages = portal_pages(40)
-    learner = TemplateLearner(learn_after=3, check_every=10)
+    learner = TemplateLearner(learn_after=3, check_every=10, max_check_every=20)
     first = [read(learner, html) for html in pages[:23]]
     assert [event for _, event in first[:3]] == ["", "", "learned"]
-    # after that, every page through the template but the 10th and 20th, which are checked
-    assert [how for how, _ in first[3:]].count("template") == 18
-    assert [event for _, event in first[3:]].count("checked") == 2
+    # after that, every page through the template but the 10th, which is checked; the
+    # check passed, so the next one comes 20 pages later
+    assert [how for how, _ in first[3:]].count("template") == 19
+    assert [event for _, event in first[3:]].count("checked") == 1
 
     redesigned = [redesign(html) for html in pages[23:]]
     after = [read(learner, html) for html in redesigned]
     events = [event for _, event in after]
-    assert events.index("dropped") == 9  # the next check
+    assert events.index("dropped") == 9  # the next check, the 30th page after learning
     assert events.index("learned") == 12  # three pages of the new layout later
     assert learner.template == '//div[@class="story-text"]'
     # once relearned, pages read through the template hold the whole article again
@@ -120,6 +121,21 @@ def test_a_source_whose_pages_teach_nothing_is_looked_at_every_tenth_page() -> N
             learner.observe(template, None)
     assert looked[:5] == [True] * 5
     assert sum(looked[5:]) == 4  # pages 10, 20, 30 and 40
+
+
+def test_checks_grow_rarer_while_they_pass_and_frequent_again_after_a_drop() -> None:
+    learner = TemplateLearner(learn_after=1, check_every=10, max_check_every=40)
+    learner.observe(None, "//main")
+    checks = []
+    for page in range(1, 151):
+        template, find = learner.plan()
+        if find:
+            checks.append(page)
+            learner.observe(template, "//main")
+    assert checks == [10, 30, 70, 110, 150]
+    learner.observe("//main", "//other")  # a failed check
+    learner.observe(None, "//main")
+    assert [learner.plan()[1] for _ in range(10)] == [False] * 9 + [True]
 
 
 def test_pages_planned_before_the_template_changed_do_not_count_against_it() -> None:
