@@ -20,6 +20,8 @@ from typing import ClassVar
 from crawler.config import Selectors
 from crawler.encoding import decode_html
 from crawler.extract import extract_article
+from crawler.lifetime import end_with
+from pipelines.clean import clean_texts
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +42,14 @@ class ParseOptions:
 
 @dataclass
 class ParsedPage:
-    """What a worker sends back: the article's fields plus the decoding's verdict."""
+    """What a worker sends back: the article's fields, cleaned (pipelines.clean: the clean
+    pipeline then takes them as they are), plus the decoding's verdict."""
 
     title: str = ""
     text: str = ""
     lead: str = ""
+    content_hash: str = ""
+    repairs: list[str] = field(default_factory=list)  # what cleaning repaired
     published_at: str | None = None
     lang: str | None = None
     authors: list[str] = field(default_factory=list)
@@ -58,7 +63,10 @@ class ParsedPage:
 def parse_page(
     body: bytes, declared_encoding: str | None, url: str, options: ParseOptions
 ) -> ParsedPage:
-    """Decode and extract one article page (runs in a worker, or inline in tests)."""
+    """Decode, extract and clean one article page (runs in a worker, or inline in tests).
+
+    Cleaning here rather than only in the clean pipeline takes half a millisecond a page
+    off the reactor, whose process is the crawl's narrowest part."""
     decoded = decode_html(
         body,
         declared_encoding,
@@ -74,13 +82,17 @@ def parse_page(
         body_template=options.body_template,
         find_template=options.find_template,
     )
+    fields = {"title": article.title, "text": article.text, "lead": article.lead}
+    cleaned, repairs = clean_texts({**fields, "authors": list(article.authors)})
     return ParsedPage(
-        title=article.title or "",
-        text=article.text or "",
-        lead=article.lead or "",
+        title=cleaned["title"],
+        text=cleaned["text"],
+        lead=cleaned["lead"],
+        content_hash=cleaned["content_hash"],
+        repairs=repairs,
         published_at=article.published_at,
         lang=article.lang,
-        authors=list(article.authors or []),
+        authors=cleaned["authors"],
         links=list(article.links or []),
         encoding=decoded.encoding,
         flags=list(decoded.flags),
@@ -146,7 +158,12 @@ class ExtractionPool:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(forkserver_preload())
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=end_with,
+                initargs=(os.getpid(),),
+            )
             logger.debug("started %d extraction workers", self.workers)
         return self._executor
 

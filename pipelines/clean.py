@@ -73,7 +73,10 @@ def _words(text: str) -> list[str]:
 def drop_repeated_title(title: str, text: str) -> str:
     """The text without its first paragraph when that paragraph only repeats the title."""
     first, _, rest = text.partition("\n")
-    if title and _words(first) and _words(first) == _words(title):
+    if not title:
+        return text
+    words = _words(first)
+    if words and words == _words(title):
         return rest.lstrip("\n")
     return text
 
@@ -108,16 +111,36 @@ def detect_language(text: str, languages: Sequence[str]) -> str | None:
     return str(_identifier(tuple(sorted(languages))).classify(text)[0])
 
 
+def clean_texts(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The title, text, lead and authors of `item` cleaned, the text's `content_hash`, and
+    the repairs made. An item whose `content_hash` is that of its text was cleaned so
+    already (the portal spider cleans in its extraction workers, off the reactor): it is
+    taken as it is, for the price of one hash."""
+    text = item.get("text") or ""
+    if item.get("content_hash") and item["content_hash"] == content_hash(text):
+        fields = ("title", "text", "lead", "authors", "content_hash")
+        return {name: item.get(name) or ("" if name != "authors" else []) for name in fields}, []
+    repairs: list[str] = []
+    title = clean_line(item.get("title") or "")
+    raw_text = clean_text(text)
+    text = drop_repeated_title(title, raw_text)
+    if text != raw_text:
+        repairs.append("title_removed")
+    cleaned = {
+        "title": title,
+        "text": text,
+        "lead": clean_text(item.get("lead") or ""),
+        "authors": [a for a in (clean_line(a) for a in item.get("authors") or []) if a],
+        "content_hash": content_hash(text),
+    }
+    return cleaned, repairs
+
+
 def clean_item(
     item: dict[str, Any], *, timezone: str = "Asia/Almaty", languages: Sequence[str] = ("ru",)
 ) -> tuple[dict[str, Any], list[str]]:
     """The cleaned fields of `item` and the names of the repairs made (for stats)."""
-    repairs: list[str] = []
-    title = clean_line(item.get("title") or "")
-    raw_text = clean_text(item.get("text") or "")
-    text = drop_repeated_title(title, raw_text)
-    if text != raw_text:
-        repairs.append("title_removed")
+    cleaned, repairs = clean_texts(item)
     published_at = item.get("published_at")
     localized = localize_date(published_at, timezone)
     if published_at and localized is None:
@@ -126,18 +149,9 @@ def clean_item(
         repairs.append("date_localized")
     lang = item.get("lang")
     if not lang:
-        lang = detect_language(text, languages)
+        lang = detect_language(cleaned["text"], languages)
         repairs.append("lang_detected")
-    cleaned = {
-        "title": title,
-        "text": text,
-        "lead": clean_text(item.get("lead") or ""),
-        "authors": [a for a in (clean_line(a) for a in item.get("authors") or []) if a],
-        "published_at": localized,
-        "lang": lang,
-        "content_hash": content_hash(text),
-    }
-    return cleaned, repairs
+    return {**cleaned, "published_at": localized, "lang": lang}, repairs
 
 
 class CleanPipeline:

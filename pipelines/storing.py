@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -23,7 +24,72 @@ logger = logging.getLogger(__name__)
 R = TypeVar("R")
 
 _stores: WeakKeyDictionary[Crawler, Store] = WeakKeyDictionary()
-_threads: WeakKeyDictionary[Crawler, ThreadPoolExecutor] = WeakKeyDictionary()
+_threads: WeakKeyDictionary[Crawler, StoreThread] = WeakKeyDictionary()
+# a call, with the loop and future that wait for its outcome
+Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+class StoreThread:
+    """The one thread that runs a crawl's store calls, in the order they were made.
+
+    Calls that queue up while one runs are taken together, and their outcomes go back to
+    the event loop in one wake-up: a `run_in_executor` per call cost the reactor about
+    twice the CPU (a thread pool's future and a loop wake-up for each).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="store", daemon=True)
+        self._thread.start()
+
+    def call(self, function: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._jobs.put((loop, future, function, args))
+        return future
+
+    def shutdown(self) -> None:
+        """Run the calls already made, then stop."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            jobs, stop = self._waiting()
+            outcomes: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
+            for loop, future, function, args in jobs:
+                try:
+                    outcome = (future, function(*args), None)
+                except BaseException as exc:  # handed to the caller, whatever it is
+                    outcome = (future, None, exc)
+                outcomes.setdefault(loop, []).append(outcome)
+            for loop, settled in outcomes.items():
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_settle, settled)
+            if stop:
+                return
+
+    def _waiting(self) -> tuple[list[Job], bool]:
+        """The next call (waiting for one) and every call queued behind it; True at the end."""
+        jobs: list[Job] = []
+        job = self._jobs.get()
+        while job is not None:
+            jobs.append(job)
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return jobs, False
+        return jobs, True
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def crawler_store(crawler: Crawler) -> Store:
@@ -45,19 +111,19 @@ async def in_store_thread(crawler: Crawler, function: Callable[..., R], *args: A
     Off the reactor: a slow or hung store (Redis paused, SQLite busy) must not stall it,
     and SQLite's indexing releases the GIL, so it overlaps with fetching. One thread, not
     asyncio's pool: the calls share one connection anyway, and idle threads queueing on
-    it only take the GIL from the reactor.
+    it only take the GIL from the reactor (see `StoreThread`).
     """
-    executor = _threads.get(crawler)
-    if executor is None:
-        executor = _threads[crawler] = ThreadPoolExecutor(1, thread_name_prefix="store")
-    return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+    thread = _threads.get(crawler)
+    if thread is None:
+        thread = _threads[crawler] = StoreThread()
+    return await thread.call(function, *args)
 
 
 def close_crawler_store(crawler: Crawler) -> None:
     """Close the store of this crawl, if it was opened."""
-    executor = _threads.pop(crawler, None)
-    if executor is not None:
-        executor.shutdown(wait=True)
+    thread = _threads.pop(crawler, None)
+    if thread is not None:
+        thread.shutdown()
     store = _stores.pop(crawler, None)
     if store is not None:
         store.close()

@@ -328,7 +328,9 @@ def test_a_crawl_stops_when_the_process_that_started_it_is_killed(
         parent.kill()
         parent.wait(timeout=10)
         _, alive = psutil.wait_procs([crawl, *helpers], timeout=30)
-        assert not alive, f"outlived the process that started the crawl: {alive}"
+        assert not alive, (
+            f"outlived the process that started the crawl: {[(p, p.cmdline()) for p in alive]}"
+        )
     finally:
         parent.kill()
 

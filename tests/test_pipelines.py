@@ -21,6 +21,7 @@ from pipelines.clean import (
     CleanPipeline,
     clean_item,
     clean_text,
+    clean_texts,
     detect_language,
     drop_repeated_title,
     is_clean,
@@ -29,7 +30,7 @@ from pipelines.clean import (
 from pipelines.dedup import DedupPipeline, SeenInRun, seen_before, stored_before
 from pipelines.incremental import IncrementalMiddleware, KnownItems
 from pipelines.store import open_store
-from pipelines.storing import StorePipeline, close_crawler_store, crawler_store
+from pipelines.storing import StorePipeline, StoreThread, close_crawler_store, crawler_store
 
 TEXT = "Премьер-министр провёл совещание по развитию Байконура.\nСтороны обсудили планы."
 
@@ -331,3 +332,45 @@ def test_validators_are_not_saved_after_a_broken_crawl(crawler: Crawler, failure
         middleware.process_response(article, Response(article.url, status=404, request=article))
     crawler.signals.send_catch_log(signals.spider_closed, spider=None, reason=reason)
     assert store.get_validators(request.url) == {}
+
+
+def test_the_store_thread_runs_calls_in_order_and_hands_back_results_and_errors() -> None:
+    thread = StoreThread()
+    ran: list[int] = []
+
+    def record(value: int) -> int:
+        ran.append(value)
+        if value == 3:
+            raise ValueError("three")
+        return value * 10
+
+    async def main() -> list[Any]:
+        futures = [thread.call(record, value) for value in range(6)]
+        futures[4].cancel()  # its call still runs; nobody hears of it
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    results = asyncio.run(main())
+    thread.shutdown()
+    assert ran == [0, 1, 2, 3, 4, 5]
+    assert results[:3] == [0, 10, 20]
+    assert isinstance(results[3], ValueError)
+    assert isinstance(results[4], asyncio.CancelledError)
+    assert results[5] == 50
+
+
+def test_text_cleaned_where_it_was_parsed_is_taken_as_it_is_and_a_stale_hash_is_not() -> None:
+    raw = {
+        "title": "Заголовок",
+        "text": "Заголовок\nПервый  абзац.\u00ad",
+        "lead": " Лид ",
+        "authors": [],
+    }
+    cleaned, repairs = clean_texts(raw)
+    assert cleaned["text"] == "Первый абзац."
+    assert repairs == ["title_removed"]
+    assert clean_texts(cleaned) == (cleaned, [])  # the worker's output, its hash matching
+
+    edited = {**cleaned, "text": cleaned["text"] + "  Дописано."}  # changed after hashing
+    again, _ = clean_texts(edited)
+    assert again["text"] == "Первый абзац. Дописано."
+    assert again["content_hash"] == content_hash(again["text"])

@@ -84,7 +84,8 @@ class PortalSpider(scrapy.Spider):
     Stats: ``discovery/<kind>_links``, ``portal/articles_requested``, ``portal/offsite``,
     ``portal/over_limit``, ``portal/items``, ``portal/empty``, ``portal/parse_failed``,
     ``portal/no_title`` and ``portal/no_date`` (pages that lacked the field: a rise means the
-    site's layout changed; source health reads them), ``template/learned``,
+    site's layout changed; source health reads them), ``clean/title_removed`` (the workers
+    clean each page's text, see crawler.pool), ``template/learned``,
     ``template/checked``, ``template/dropped`` (a check disagreed), ``template/pages``
     (read through the template) and ``template/missed`` (a page the template found no
     article on, read by trafilatura).
@@ -297,6 +298,8 @@ class PortalSpider(scrapy.Spider):
             published_at = response.meta.get(FOUND_DATE)
             flags.append("date_from_discovery" if published_at else "no_date")
         self._count("portal/items")
+        for repair in page.repairs:
+            self._count(f"clean/{repair}")
         yield PressItem(
             url=canonical_url(response.url),
             source=self.source.name,
@@ -307,6 +310,7 @@ class PortalSpider(scrapy.Spider):
             lang=page.lang,
             authors=page.authors,
             links=page.links,
+            content_hash=page.content_hash,
             fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
             fetched_url=response.request.url if response.request else response.url,
             flags=flags,
