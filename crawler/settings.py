@@ -80,6 +80,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.retry.BackoffRetryMiddleware": 550,
 }
 
+# Scrapy's own collector checks for a deprecated argument on every read (crawler.stats).
+STATS_CLASS = "crawler.stats.MemoryStats"
+
 # Both open a local control channel into the crawl process; nothing here needs them.
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from scrapy.settings import Settings, default_settings
 from scrapy.utils.misc import load_object
+from scrapy.utils.test import get_crawler
 
 from crawler import settings as project_settings
+from crawler.stats import MemoryStats
 
 
 @pytest.fixture
@@ -104,3 +106,14 @@ def test_retry_exceptions_keep_scrapys_and_add_the_browsers(settings: Settings) 
     }
     assert stock <= ours
     assert load_object("playwright.async_api.Error") in ours
+
+
+def test_the_stats_collector_counts_as_scrapys_does_without_its_per_read_check() -> None:
+    stats = get_crawler(settings_dict={"STATS_CLASS": project_settings.STATS_CLASS}).stats
+    assert isinstance(stats, MemoryStats)
+    stats.inc_value("pages")
+    stats.inc_value("pages", 2)
+    stats.max_value("largest", 5)
+    stats.max_value("largest", 3)
+    assert stats.get_stats() == {"pages": 3, "largest": 5}
+    assert type(stats).__getattribute__ is object.__getattribute__
