@@ -55,13 +55,10 @@ def seen_before(item: dict[str, Any], seen: SeenInRun) -> Verdict:
 def stored_before(item: dict[str, Any], store: Store) -> Verdict:
     """Whether `item` repeats a stored one: its id, or its text under another id of its source."""
     this_id, text_hash, has_text = _keys(item)
-    if store.known_ids([this_id]):
-        return "url"
-    source = item.get("source") or ""
-    same_text = store.id_for_content_hash(source, text_hash) if has_text else None
-    if same_text is not None and same_text != this_id:
-        return "text"
-    return "new"
+    copy = store.stored_copy(this_id, item.get("source") or "", text_hash if has_text else None)
+    if copy is None:
+        return "new"
+    return "url" if copy == this_id else "text"
 
 
 class DedupPipeline:

@@ -86,17 +86,21 @@ def test_content_hash_names_the_first_item_of_the_source_with_that_text(store: S
     for item in (original, mirror, copy):
         store.add_item(item)
     digest = content_hash("Один и тот же текст.")
-    assert store.id_for_content_hash("primeminister", digest) == original["id"]
-    assert store.id_for_content_hash("caravan", digest) == copy["id"]  # a copy, not a mirror
-    assert store.id_for_content_hash("tengrinews", digest) is None
-    assert store.id_for_content_hash("caravan", content_hash("никогда не встречался")) is None
+    assert store.stored_copy("new", "primeminister", digest) == original["id"]
+    assert store.stored_copy("new", "caravan", digest) == copy["id"]  # a copy, not a mirror
+    assert store.stored_copy("new", "tengrinews", digest) is None
+    assert store.stored_copy("new", "caravan", content_hash("никогда не встречался")) is None
+    # the item itself, when stored, before any other with its text
+    assert store.stored_copy(mirror["id"], "primeminister", digest) == mirror["id"]
+    assert store.stored_copy(copy["id"], "caravan", None) == copy["id"]
+    assert store.stored_copy("new", "caravan", None) is None
 
 
 def test_item_without_content_hash_is_stored_but_not_hash_indexed(store: Store) -> None:
     item = {**make_item("1"), "content_hash": ""}
     assert store.add_item(item) is True
     assert store.get_item(item["id"]) == item
-    assert store.id_for_content_hash(item["source"], "") is None
+    assert store.stored_copy("other", item["source"], "") is None
 
 
 @pytest.fixture
@@ -313,7 +317,7 @@ def test_two_processes_adding_the_same_items_keep_one_copy_each(
     assert store.count_items("primeminister") == len(items)
     assert store.known_ids(ids(items)) == set(ids(items))
     assert len(store.items(ItemQuery(limit=1000))) == len(items)
-    assert store.id_for_content_hash("primeminister", content_hash("Текст 7")) == items[7]["id"]
+    assert store.stored_copy("new", "primeminister", content_hash("Текст 7")) == items[7]["id"]
 
 
 # --- SQLite only -------------------------------------------------------------------------

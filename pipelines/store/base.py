@@ -71,9 +71,11 @@ class Store(Protocol):
     def known_ids(self, item_ids: Iterable[str]) -> set[str]:
         """Which of `item_ids` are stored (one round trip for a whole feed)."""
 
-    def id_for_content_hash(self, source: str, content_hash: str) -> str | None:
-        """The first stored item of `source` whose text has this hash, if any (the same
-        text under another URL of one site; another site's copy is syndication, kept)."""
+    def stored_copy(self, item_id: str, source: str, content_hash: str | None) -> str | None:
+        """The stored item that an item would repeat, in one round trip: `item_id` itself
+        when it is stored, else the first stored item of `source` whose text has this
+        hash (the same text under another URL of one site; another site's copy is
+        syndication, kept); None when there is neither."""
 
     def items(self, query: ItemQuery = ItemQuery()) -> list[dict[str, Any]]: ...
 

@@ -247,8 +247,15 @@ class RedisStore:
         return {item_id for item_id, score in zip(wanted, scores, strict=True) if score is not None}
 
     @translating_errors
-    def id_for_content_hash(self, source: str, content_hash: str) -> str | None:
-        return self._redis.get(self.keys.content_hash(source, content_hash))
+    def stored_copy(self, item_id: str, source: str, content_hash: str | None) -> str | None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zscore(self.keys.items_by_time(), item_id)  # every stored id is in it
+        if content_hash:
+            pipe.get(self.keys.content_hash(source, content_hash))
+        score, *same_text = pipe.execute()
+        if score is not None:
+            return item_id
+        return same_text[0] if same_text else None
 
     @translating_errors
     def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:

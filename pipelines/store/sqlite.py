@@ -282,7 +282,11 @@ class SQLiteStore:
         return known
 
     @_translating_errors
-    def id_for_content_hash(self, source: str, content_hash: str) -> str | None:
+    def stored_copy(self, item_id: str, source: str, content_hash: str | None) -> str | None:
+        if self._db.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
+            return item_id
+        if not content_hash:
+            return None
         row = self._db.execute(
             "SELECT id FROM items WHERE content_hash = ? AND source = ? ORDER BY rowid LIMIT 1",
             (content_hash, source),
