@@ -6,9 +6,10 @@ link a feed or listing gave (``presswatch_batch``), so the store is asked once p
 not once per link. Feed, sitemap and listing requests carry the ETag and Last-Modified
 seen last time; a 304 answer ends there.
 
-New validators are saved only when the crawl finishes cleanly with no failed article:
-saved earlier, a crash or a failed fetch would leave the next run a 304 over articles it
-never got.
+New validators are saved only when the crawl finishes cleanly with no failed article
+(not fetched, or fetched and not stored because a pipeline failed): saved earlier, a
+crash, a failed fetch or a failed store write would leave the next run a 304 over
+articles it never kept.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class IncrementalMiddleware:
             raise NotConfigured("INCREMENTAL_ENABLED is off")
         middleware = cls(crawler, crawler_store(crawler))
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(middleware.item_error, signal=signals.item_error)
         return middleware
 
     def _inc(self, key: str) -> None:
@@ -140,10 +142,14 @@ class IncrementalMiddleware:
         ):
             self.failed_articles += 1
 
+    def item_error(self) -> None:
+        """A pipeline raised on an item (the store down, say): it was not kept."""
+        self.failed_articles += 1
+
     def spider_closed(self, reason: str) -> None:
         if reason != "finished" or self.failed_articles:
             logger.info(
-                "feed validators not saved (close reason %s, %d failed articles): the next "
+                "feed validators not saved (close reason %s, %d articles failed): the next "
                 "run fetches the feeds in full",
                 reason,
                 self.failed_articles,

@@ -14,6 +14,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, IgnoreRequest, NotConfigured
 from scrapy.http import Request, Response
 from scrapy.utils.test import get_crawler
+from twisted.python.failure import Failure
 
 from crawler.items import PressItem, content_hash, item_id
 from crawler.urls import canonical_url
@@ -30,6 +31,7 @@ from pipelines.clean import (
 from pipelines.dedup import DedupPipeline, SeenInRun, seen_before, stored_before
 from pipelines.incremental import IncrementalMiddleware, KnownItems
 from pipelines.store import open_store
+from pipelines.store.base import StoreError
 from pipelines.storing import StorePipeline, StoreThread, close_crawler_store, crawler_store
 
 TEXT = "Премьер-министр провёл совещание по развитию Байконура.\nСтороны обсудили планы."
@@ -318,7 +320,7 @@ def test_feed_validators_are_sent_and_saved_after_a_clean_finish(crawler: Crawle
     assert stat(crawler, "incremental/not_modified") == 1
 
 
-@pytest.mark.parametrize("failure", ["shutdown", "article_404"])
+@pytest.mark.parametrize("failure", ["shutdown", "article_404", "item_not_stored"])
 def test_validators_are_not_saved_after_a_broken_crawl(crawler: Crawler, failure: str) -> None:
     store = crawler_store(crawler)
     middleware = IncrementalMiddleware.from_crawler(crawler)
@@ -330,6 +332,11 @@ def test_validators_are_not_saved_after_a_broken_crawl(crawler: Crawler, failure
     if failure == "article_404":
         article = article_request("https://portal.test/news/gone.html")
         middleware.process_response(article, Response(article.url, status=404, request=article))
+    if failure == "item_not_stored":  # a pipeline raised: the store was down, say
+        failure_info = Failure(StoreError("the store went away"))
+        crawler.signals.send_catch_log(
+            signals.item_error, item={}, response=None, spider=None, failure=failure_info
+        )
     crawler.signals.send_catch_log(signals.spider_closed, spider=None, reason=reason)
     assert store.get_validators(request.url) == {}
 
