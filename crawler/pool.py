@@ -8,13 +8,16 @@ on first use, sized to the CPUs this process may run on, and shut down by its ow
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import ClassVar
 
 from crawler.config import Selectors
@@ -118,11 +121,53 @@ def forkserver_preload() -> list[str]:
     return [__name__] + ([main] if main and not main.endswith("__main__") else [])
 
 
+class WorkerLost(BrokenProcessPool):
+    """The worker parsing a page died (killed, out of memory) before it answered."""
+
+
+# Pages sent to one worker before its first answer: one to parse, one ready behind it.
+PAGES_PER_WORKER = 2
+
+
+def serve(connection: Connection, crawl_pid: int) -> None:
+    """A worker: parse the pages that come down `connection` until it closes, answering
+    each with ``(task, True, ParsedPage)`` or ``(task, False, exception)``."""
+    end_with(crawl_pid)
+    while True:
+        try:
+            task, *arguments = connection.recv()
+        except EOFError:
+            return
+        try:
+            answer: tuple[int, bool, object] = (task, True, parse_page(*arguments))
+        except Exception as exc:  # the crawl's to report, with the page it came from
+            answer = (task, False, exc)
+        try:
+            connection.send(answer)
+        except Exception as exc:  # an exception that does not pickle
+            connection.send((task, False, RuntimeError(f"{answer[2]!r}: {exc}")))
+
+
+@dataclass
+class _Worker:
+    """One extraction process, the socket to it, and the pages it has not answered yet."""
+
+    process: BaseProcess
+    connection: Connection
+    pending: dict[int, asyncio.Future[ParsedPage]] = field(default_factory=dict)
+
+
 class ExtractionPool:
-    """A lazily started process pool that parses pages off the reactor thread.
+    """Worker processes that parse pages off the reactor thread.
 
     Workers come from a fork server, not from forking the crawler itself: the crawler
     has reactor and DNS threads whose locks a plain fork could copy while held.
+
+    The event loop talks to each worker over a socket pair it watches itself. A
+    `ProcessPoolExecutor` did the same through two threads of its own, which cost the
+    crawl process 0.6 ms of CPU a page in thread wake-ups, on the core the reactor needs.
+    A worker that dies fails only the pages it held (`WorkerLost`); the next page starts
+    a new one.
     """
 
     _shared: ClassVar[ExtractionPool | None] = None
@@ -130,7 +175,11 @@ class ExtractionPool:
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or usable_cpus()
-        self._executor: ProcessPoolExecutor | None = None
+        self._live: list[_Worker] = []
+        # pages not sent yet: (task number, the call's arguments, who waits for the answer)
+        self._waiting: deque[tuple[int, tuple[object, ...], asyncio.Future[ParsedPage]]] = deque()
+        self._tasks = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def acquire(cls, workers: int | None = None) -> ExtractionPool:
@@ -154,40 +203,133 @@ class ExtractionPool:
             cls._shared = None
         self.shutdown()
 
-    def _started(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(forkserver_preload())
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=context,
-                initializer=end_with,
-                initargs=(os.getpid(),),
-            )
-            logger.debug("started %d extraction workers", self.workers)
-        return self._executor
+    @property
+    def started(self) -> bool:
+        return bool(self._live)
 
     def warm(self) -> None:
-        """Start the fork server and a first worker now, while discovery fetches feeds and
-        sitemaps, rather than when the first article arrives."""
-        self._started().submit(int)
+        """Start the workers now, while discovery fetches feeds and sitemaps, rather than
+        when the first article arrives."""
+        while len(self._live) < self.workers:
+            self._start_worker()
 
     async def parse(
         self, body: bytes, declared_encoding: str | None, url: str, options: ParseOptions
     ) -> ParsedPage:
-        executor = self._started()
-        try:
-            future = executor.submit(parse_page, body, declared_encoding, url, options)
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory) and took the pool with it: the next
-            # page starts a fresh one.
-            if self._executor is executor:
-                self._executor = None
-                executor.shutdown(wait=False, cancel_futures=True)
-            raise
+        """Parse one page in a worker; raises `WorkerLost` when its worker dies first."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._watch_from(loop)
+        future: asyncio.Future[ParsedPage] = loop.create_future()
+        arguments = (body, declared_encoding, url, options)
+        self._waiting.append((next(self._tasks), arguments, future))
+        self._dispatch()
+        return await future
 
     def shutdown(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        """Stop every worker; pages not answered yet fail with `WorkerLost`."""
+        for worker in list(self._live):
+            self._forget(worker, "the extraction pool was shut down")
+        for _task, _arguments, future in self._waiting:
+            _fail(future, "the extraction pool was shut down")
+        self._waiting.clear()
+
+    # --- the workers ---------------------------------------------------------------------
+
+    def _start_worker(self) -> _Worker:
+        context = multiprocessing.get_context("forkserver")
+        if not self._live:
+            context.set_forkserver_preload(forkserver_preload())
+        ours, theirs = context.Pipe(duplex=True)
+        process = context.Process(
+            target=serve, args=(theirs, os.getpid()), name="presswatch-extraction", daemon=True
+        )
+        process.start()
+        theirs.close()
+        worker = _Worker(process, ours)
+        self._live.append(worker)
+        if self._loop is not None and not self._loop.is_closed():
+            self._watch(worker)
+        logger.debug("started extraction worker %d", process.pid)
+        return worker
+
+    def _dispatch(self) -> None:
+        """Hand waiting pages to workers with room, starting workers up to `workers`."""
+        while self._waiting:
+            worker = min(self._live, key=lambda w: len(w.pending), default=None)
+            if worker is None or (worker.pending and len(self._live) < self.workers):
+                worker = self._start_worker()
+            if len(worker.pending) >= PAGES_PER_WORKER:
+                return
+            task, arguments, future = self._waiting.popleft()
+            if future.done():  # cancelled while it waited
+                continue
+            try:
+                worker.connection.send((task, *arguments))
+            except OSError:  # the worker is gone; the page goes to another
+                self._waiting.appendleft((task, arguments, future))
+                self._lost(worker)
+                continue
+            worker.pending[task] = future
+
+    def _watch_from(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Watch the workers from `loop` (a new loop: tests run one per page)."""
+        if self._loop is not None and not self._loop.is_closed():
+            for worker in self._live:
+                self._unwatch(worker)
+        for worker in self._live:
+            for future in worker.pending.values():
+                _fail(future, "the event loop that asked for this page is gone")
+            worker.pending.clear()
+        self._loop = loop
+        for worker in self._live:
+            self._watch(worker)
+
+    def _watch(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        self._loop.add_reader(worker.connection.fileno(), self._answered, worker)
+        self._loop.add_reader(worker.process.sentinel, self._lost, worker)
+
+    def _unwatch(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(worker.connection.fileno())
+        self._loop.remove_reader(worker.process.sentinel)
+
+    def _answered(self, worker: _Worker) -> None:
+        try:
+            while worker.connection.poll():
+                task, ok, value = worker.connection.recv()
+                future = worker.pending.pop(task, None)
+                if future is None or future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        except (EOFError, OSError):
+            self._lost(worker)
+            return
+        self._dispatch()
+
+    def _lost(self, worker: _Worker) -> None:
+        if worker in self._live:
+            self._forget(worker, "an extraction worker died before it answered")
+            self._dispatch()
+
+    def _forget(self, worker: _Worker, why: str) -> None:
+        self._live.remove(worker)
+        if self._loop is not None and not self._loop.is_closed():
+            self._unwatch(worker)
+        worker.connection.close()  # the worker reads the end of its input and exits
+        worker.process.join(timeout=5)
+        if worker.process.exitcode is None:
+            worker.process.kill()
+            worker.process.join()
+        for future in worker.pending.values():
+            _fail(future, f"{why} (exit code {worker.process.exitcode})")
+        worker.pending.clear()
+
+
+def _fail(future: asyncio.Future[ParsedPage], why: str) -> None:
+    if not future.done() and not future.get_loop().is_closed():
+        future.set_exception(WorkerLost(why))

@@ -32,6 +32,6 @@ def test_crawlers_in_one_process_share_one_pool() -> None:
     assert ExtractionPool.acquire(1) is second, "still in use by the second crawler"
     second.release()
     second.release()
-    assert second._executor is None, "the last user shuts the workers down"
+    assert not second.started, "the last user shuts the workers down"
     assert ExtractionPool.acquire(1) is not second
     ExtractionPool._shared.release()  # type: ignore[union-attr]
