@@ -1,8 +1,9 @@
 """Parse article pages in worker processes, so that extraction runs beside the reactor.
 
 Decoding and trafilatura cost several milliseconds of CPU a page, about twice what Scrapy
-spends fetching it; on the reactor thread they would halve the crawl. The pool is created
-on first use, sized to the CPUs this process may run on, and shut down by its owner.
+spends fetching it; on the reactor thread they would halve the crawl. The workers start
+when a spider opens (or on first use), one per CPU this process may run on, and stop when
+the last crawler using them closes.
 """
 
 from __future__ import annotations

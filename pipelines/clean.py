@@ -118,8 +118,14 @@ def clean_texts(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     taken as it is, for the price of one hash."""
     text = item.get("text") or ""
     if item.get("content_hash") and item["content_hash"] == content_hash(text):
-        fields = ("title", "text", "lead", "authors", "content_hash")
-        return {name: item.get(name) or ("" if name != "authors" else []) for name in fields}, []
+        as_it_is = {
+            "title": item.get("title") or "",
+            "text": text,
+            "lead": item.get("lead") or "",
+            "authors": list(item.get("authors") or []),
+            "content_hash": item["content_hash"],
+        }
+        return as_it_is, []
     repairs: list[str] = []
     title = clean_line(item.get("title") or "")
     raw_text = clean_text(text)
