@@ -40,6 +40,7 @@ from crawler.templates import (
     read_template,
     text_agreement,
 )
+from pipelines.clean import clean_text
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
@@ -384,19 +385,44 @@ def _templated_body(
     if not selected:
         return [], ()
     paragraphs, links = _selected_body(selected, title, url)
+    link_lines = {_clean(e.text_content()) for s in selected for e in _link_heavy_blocks(s)}
+    paragraphs = [p for p in paragraphs if p not in link_lines]
     if sum(len(p) for p in paragraphs) < MIN_BODY_CHARS:
         return [], ()
     return paragraphs, links
 
 
+def _link_heavy_blocks(container: HtmlElement) -> Iterator[HtmlElement]:
+    """The blocks of `container` that trafilatura drops as mostly link ("Источник: <URL>",
+    a list of related links), by the two rules of its `link_density_test` that such
+    blocks meet: one long link that is nearly all the text, or a short block (by
+    trafilatura's measure of short) that is four fifths link."""
+    for block in container.iter("p", "li", "div", "blockquote", "h2", "h3", "h4", "h5", "h6"):
+        links = [_clean(a.text_content()) for a in block.iter("a")]
+        if not any(links):
+            continue
+        text = _clean(block.text_content())
+        link_chars = sum(len(link) for link in links)
+        if len(links) == 1 and link_chars > 100 and link_chars > 0.9 * len(text):
+            yield block
+            continue
+        last = block.getnext() is None
+        short = (60 if last else 30) if block.tag == "p" else (300 if last else 100)
+        if len(text) < short and link_chars > 0.8 * len(text):
+            yield block
+
+
 def _body_template(tree: HtmlElement, paragraphs: list[str], title: str, url: str) -> str | None:
-    """The template whose text on this page agrees with trafilatura's `paragraphs`."""
+    """The template whose text on this page agrees with trafilatura's `paragraphs`, both
+    compared as they would be stored (cleaned: trafilatura drops zero-width spaces, for
+    one, which cleaning drops from the template's text too)."""
     text = "\n".join(paragraphs)
     template = find_body_template(tree, text)
     if template is None:
         return None
     selected, _links = _templated_body(tree, template, title, url)
-    return template if text_agreement(text, "\n".join(selected)) >= AGREEMENT else None
+    agreement = text_agreement(clean_text(text), clean_text("\n".join(selected)))
+    return template if agreement >= AGREEMENT else None
 
 
 def _generic_body(tree: HtmlElement, title: str, url: str) -> tuple[list[str], tuple[str, ...]]:

@@ -149,8 +149,10 @@ PRESSWATCH_SOURCES = os.environ.get("PRESSWATCH_SOURCES", "")
 # Extraction processes beside the reactor; 0 means one per usable CPU.
 PRESSWATCH_PARSE_WORKERS = 0
 # Learn where a source's pages keep the article and read later pages there, checking
-# against trafilatura every 10th page (crawler.templates): 7 ms less CPU a page.
+# against trafilatura now and then (crawler.templates): 7 ms less CPU a page. The template
+# a crawl ends with is kept for the source's next crawl (crawler.template_memory).
 PRESSWATCH_LEARN_TEMPLATES = True
+EXTENSIONS = {"crawler.template_memory.TemplateMemory": 500}
 
 CLEAN_ENABLED = True
 DEDUP_ENABLED = True

@@ -198,3 +198,8 @@ class TemplateLearner:
             self.template, self._pages, self._interval = self._candidate, 0, 0
             return "learned"
         return None
+
+    def remember(self, template: str | None) -> None:
+        """Start from a template an earlier crawl ended with: its first page is a check."""
+        if template:
+            self.template, self._pages = template, self.check_every - 1

@@ -8,9 +8,16 @@ import re
 from pathlib import Path
 
 import pytest
+from scrapy.utils.test import get_crawler
 
-from crawler.extract import extract_article
+from crawler.config import Source
+from crawler.extract import Article, extract_article
+from crawler.spiders.portal import PortalSpider
+from crawler.template_memory import TemplateMemory
 from crawler.templates import AGREEMENT, TemplateLearner, text_agreement
+from pipelines.clean import clean_texts
+from pipelines.storing import close_crawler_store
+from scheduler.demo import load_corpus
 from scheduler.replay import ReplayPortal, generate_articles, render_article
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -146,3 +153,53 @@ def test_pages_planned_before_the_template_changed_do_not_count_against_it() -> 
     assert learner.observe("//main", "//main") == "checked"
     assert learner.observe("//main", "//div") == "dropped"
     assert learner.template is None
+
+
+def test_the_template_a_crawl_ends_with_is_where_the_next_crawl_of_its_source_starts(
+    tmp_path: Path,
+) -> None:
+    source = Source.model_validate(
+        {"name": "vestnik", "kind": "media", "domains": ["vestnik.kz"],
+         "discovery": {"feeds": ["https://vestnik.kz/rss.xml"]}}
+    )  # fmt: skip
+    settings = {"PRESSWATCH_STORE": f"sqlite:///{tmp_path}/pw.db"}
+
+    def crawl(learned: str | None) -> TemplateLearner:
+        """A crawl's opening and closing, with `learned` the template it ends with."""
+        crawler = get_crawler(PortalSpider, settings_dict=settings)
+        spider = PortalSpider.from_crawler(crawler, source=source)
+        memory = TemplateMemory.from_crawler(crawler)
+        try:
+            memory.spider_opened(spider)
+            started_from = TemplateLearner(**{**vars(spider.templates)})
+            if learned is not None:
+                spider.templates.template = learned
+            memory.spider_closed(spider)
+        finally:
+            spider.release_pool()
+            close_crawler_store(crawler)
+        return started_from
+
+    assert crawl(learned='//div[@class="article-body"]').template is None
+    second = crawl(learned=None)
+    assert second.template == '//div[@class="article-body"]'
+    assert second.plan() == ('//div[@class="article-body"]', True)  # its first page checks it
+
+
+def test_on_the_demo_corpus_a_template_reads_what_trafilatura_reads() -> None:
+    """Real articles (the demo corpus: zero-width spaces, "Источник: <URL>" lines, Kazakh
+    and Russian): each page through the template stores the text trafilatura's gives."""
+
+    def stored(article: Article) -> str:
+        fields = {"title": article.title, "text": article.text, "lead": article.lead}
+        return clean_texts({**fields, "authors": []})[0]["text"]
+
+    body = '//div[@class="article-body"]'
+    for portal in load_corpus():
+        for page in portal.articles:
+            html = render_article(portal, page, portal.articles[:3])
+            generic = extract_article(html, URL, find_template=True)
+            assert generic.body_template in (body, None), page.path
+            templated = extract_article(html, URL, body_template=body)
+            assert templated.body_from == "template"
+            assert stored(templated) == stored(generic), page.path
