@@ -392,15 +392,19 @@ def _templated_body(
     return paragraphs, links
 
 
+LINKED_BLOCKS = etree.XPath(
+    ".//*[self::p or self::li or self::div or self::blockquote or self::h2 or self::h3"
+    " or self::h4 or self::h5 or self::h6][.//a]"
+)
+
+
 def _link_heavy_blocks(container: HtmlElement) -> Iterator[HtmlElement]:
     """The blocks of `container` that trafilatura drops as mostly link ("Источник: <URL>",
     a list of related links), by the two rules of its `link_density_test` that such
     blocks meet: one long link that is nearly all the text, or a short block (by
     trafilatura's measure of short) that is four fifths link."""
-    for block in container.iter("p", "li", "div", "blockquote", "h2", "h3", "h4", "h5", "h6"):
+    for block in LINKED_BLOCKS(container):
         links = [_clean(a.text_content()) for a in block.iter("a")]
-        if not any(links):
-            continue
         text = _clean(block.text_content())
         link_chars = sum(len(link) for link in links)
         if len(links) == 1 and link_chars > 100 and link_chars > 0.9 * len(text):
