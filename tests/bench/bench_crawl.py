@@ -6,7 +6,8 @@ A replay portal (its own process) serves ~40 KB Russian article pages, found thr
 sitemap index. In the same run:
 (a) a plain spider downloads exactly those article URLs and does nothing else;
 (b) the full crawl discovers, fetches, parses (worker pool), cleans, dedups and stores
-    into SQLite;
+    into SQLite; trafilatura reads the first pages and every check, a learned template
+    the rest (crawler.templates);
 (b') the same for a source whose config names its body (``selectors.text``), for which
     trafilatura does not run;
 (c) the full crawl into a throwaway Redis;
