@@ -24,7 +24,6 @@ from typing import ClassVar
 from crawler.config import Selectors
 from crawler.encoding import decode_html
 from crawler.extract import extract_article
-from crawler.lifetime import end_with
 from pipelines.clean import clean_texts
 
 logger = logging.getLogger(__name__)
@@ -130,10 +129,12 @@ class WorkerLost(BrokenProcessPool):
 PAGES_PER_WORKER = 2
 
 
-def serve(connection: Connection, crawl_pid: int) -> None:
+def serve(connection: Connection) -> None:
     """A worker: parse the pages that come down `connection` until it closes, answering
-    each with ``(task, True, ParsedPage)`` or ``(task, False, exception)``."""
-    end_with(crawl_pid)
+    each with ``(task, True, ParsedPage)`` or ``(task, False, exception)``.
+
+    Only the crawl holds the other end, so a worker ends with its crawl, even a SIGKILLed
+    one: it reads the end of its input, or fails to send its last answer."""
     while True:
         try:
             task, *arguments = connection.recv()
@@ -243,7 +244,7 @@ class ExtractionPool:
             context.set_forkserver_preload(forkserver_preload())
         ours, theirs = context.Pipe(duplex=True)
         process = context.Process(
-            target=serve, args=(theirs, os.getpid()), name="presswatch-extraction", daemon=True
+            target=serve, args=(theirs,), name="presswatch-extraction", daemon=True
         )
         process.start()
         theirs.close()

@@ -9,8 +9,10 @@ the demo and the scheduler run it in a child process through `crawl_in_subproces
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import date, datetime
@@ -21,7 +23,6 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from crawler.config import Source, find_source, load_sources
-from crawler.lifetime import die_with_parent
 from crawler.spiders.portal import PortalSpider
 from crawler.telemetry import SentryExtension, flush, init_sentry
 
@@ -74,6 +75,7 @@ def crawl(
 
 
 PARENT_PID = "PRESSWATCH_PARENT_PID"  # set by crawl_in_subprocess for _stop_with_parent
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class CrawlFailed(RuntimeError):
@@ -152,8 +154,10 @@ def _stop_with_parent() -> None:
     to the store, so the next crawl fetches it again.
     """
     parent = os.environ.get(PARENT_PID)
-    if parent is None or not die_with_parent():
+    if parent is None or not sys.platform.startswith("linux"):
         return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != int(parent):
         sys.exit("the process that started this crawl has gone; not crawling")
 
