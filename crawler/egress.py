@@ -109,7 +109,12 @@ class _Refusals:
         self.stats.inc_value("egress/blocked")
         if (host, reason) not in self.logged:
             self.logged.add((host, reason))
-            logger.warning("egress blocked: %s: %s", host, reason)
+            logger.warning(
+                "egress blocked: %s: %s (`presswatch crawl|run --allow-net CIDR`, or the setting"
+                " EGRESS_ALLOW_NETS, lets crawls reach a private network)",
+                host,
+                reason,
+            )
 
 
 class EgressFilteringResolver(CachingThreadedResolver):

@@ -135,13 +135,13 @@ def crawl_in_subprocess(
 def setting_argument(text: str) -> tuple[str, Any]:
     """``--set NAME=VALUE`` as a (name, value) pair; VALUE is read as JSON when it is JSON."""
     name, sep, value = text.partition("=")
-    if not sep:
+    if not sep or not name.strip():
         msg = f"{text!r}: give a setting as NAME=VALUE (VALUE may be JSON)"
         raise argparse.ArgumentTypeError(msg)
     try:
-        return name, json.loads(value)
+        return name.strip(), json.loads(value)
     except json.JSONDecodeError:
-        return name, value
+        return name.strip(), value
 
 
 def _stop_with_parent() -> None:

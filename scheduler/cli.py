@@ -14,13 +14,16 @@ from rich.table import Table
 from crawler.config import find_source
 from scheduler.cli_alerts import alert_after_crawl
 from scheduler.cli_support import (
+    AllowNetOption,
     JsonOption,
     RulesOption,
+    SettingOption,
     SourcesOption,
     StoreOption,
     app,
     configured_sources,
     console,
+    crawl_settings_from,
     errors,
     fail,
     opened_store,
@@ -85,6 +88,8 @@ def crawl(
             "--now", help="one crawl per source through the service's job, each run recorded"
         ),
     ] = False,
+    settings: SettingOption = None,
+    allow_nets: AllowNetOption = None,
 ) -> None:
     """Crawl sources once into the store, then raise the alerts the new items call for."""
     from crawler.run import CrawlFailed, crawl_in_subprocess
@@ -97,6 +102,7 @@ def crawl(
     chosen = [s for s in chosen if s.enabled]
     if not chosen:
         fail("nothing to crawl", 1)
+    overrides = crawl_settings_from(settings, allow_nets)
     if now:
         from scheduler.jobs import crawl_source
 
@@ -104,8 +110,9 @@ def crawl(
             runs = [
                 crawl_source(
                     s.name,
-                    store or store_url_from_env(),
                     str(sources_file) if sources_file else None,
+                    settings=overrides,
+                    store_url=store or store_url_from_env(),
                 )
                 for s in chosen
             ]
@@ -118,7 +125,10 @@ def crawl(
         return
     try:
         stats = crawl_in_subprocess(
-            [s.name for s in chosen], store or store_url_from_env(), sources_file=sources_file
+            [s.name for s in chosen],
+            store or store_url_from_env(),
+            sources_file=sources_file,
+            settings=overrides,
         )
     except CrawlFailed as exc:
         fail(str(exc), 1)

@@ -10,21 +10,29 @@ import typer
 from rich.table import Table
 
 from scheduler.cli_support import (
+    AllowNetOption,
     JsonOption,
     RulesOption,
+    SettingOption,
     SourcesOption,
     StoreOption,
     app,
     configured_sources,
     console,
+    crawl_settings_from,
     fail,
     opened_store,
     refusing_bad_input,
 )
+from scheduler.jobs import DEFAULT_CRAWL_TIMEOUT_S
+from scheduler.leader import DEFAULT_LEASE_SECONDS
 
 if TYPE_CHECKING:
     from crawler.config import Source
     from pipelines.store import Store
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @app.command()
@@ -35,12 +43,27 @@ def run(
     max_crawls: Annotated[int, typer.Option(min=1, help="crawls at once, over all sources")] = 2,
     crawl_timeout: Annotated[
         float, typer.Option(min=1, help="seconds before a crawl is stopped")
-    ] = 1800.0,
+    ] = DEFAULT_CRAWL_TIMEOUT_S,
+    stop_timeout: Annotated[
+        float, typer.Option(min=0, help="SIGTERM: seconds running crawls get to finish")
+    ] = 30.0,
+    health_interval: Annotated[
+        float, typer.Option(min=1, help="seconds between health checks of the sources")
+    ] = 300.0,
+    alerts_interval: Annotated[
+        float, typer.Option(min=1, help="seconds between alert runs (match, deliver)")
+    ] = 60.0,
+    lease_seconds: Annotated[
+        float, typer.Option(min=1, help="how long the leader's lease lasts unrenewed")
+    ] = DEFAULT_LEASE_SECONDS,
+    settings: SettingOption = None,
+    allow_nets: AllowNetOption = None,
 ) -> None:
     """Run the monitoring service: scheduled crawls, alerts and source health, one leader
-    per store (a second `run` waits as a standby). SIGHUP reloads the sources file."""
+    per store (a second `run` waits as a standby). SIGHUP reloads the sources file;
+    SIGTERM starts no new crawl and stops within --stop-timeout plus a few seconds."""
     from pipelines.store import store_url_from_env
-    from scheduler.service import LOG_FORMAT, ServiceConfig, run_service
+    from scheduler.service import ServiceConfig, run_service
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     config = ServiceConfig(
@@ -49,6 +72,11 @@ def run(
         rules_file=rules_file,
         max_crawls=max_crawls,
         crawl_timeout=crawl_timeout,
+        crawl_settings=crawl_settings_from(settings, allow_nets),
+        health_interval=health_interval,
+        alerts_interval=alerts_interval,
+        lease_seconds=lease_seconds,
+        stop_timeout=stop_timeout,
     )
     with refusing_bad_input():
         code = run_service(config)

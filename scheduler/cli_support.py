@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -64,6 +64,50 @@ RulesOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+SettingOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=VALUE",
+        help="a Scrapy setting for the crawls (VALUE may be JSON), e.g. --set DOWNLOAD_DELAY=2",
+        show_default=False,
+    ),
+]
+AllowNetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-net",
+        metavar="CIDR",
+        envvar="PRESSWATCH_ALLOW_NETS",
+        help="let crawls fetch from these private or loopback networks (refused by default),"
+        " e.g. --allow-net 127.0.0.0/8 for portals on this machine",
+        show_default=False,
+    ),
+]
+
+
+def crawl_settings_from(settings: list[str] | None, allow_nets: list[str] | None) -> dict[str, Any]:
+    """The Scrapy settings that ``--set`` and ``--allow-net`` ask for; exit 2 if malformed."""
+    from argparse import ArgumentTypeError
+
+    from crawler.egress import EgressPolicy
+    from crawler.run import setting_argument
+
+    chosen: dict[str, Any] = {}
+    for text in settings or []:
+        try:
+            name, value = setting_argument(text)
+        except ArgumentTypeError as exc:
+            fail(f"--set {exc}")
+        chosen[name] = value
+    if allow_nets:
+        nets = [net for text in allow_nets for net in text.replace(",", " ").split()]
+        try:
+            EgressPolicy.from_cidrs(nets)
+        except ValueError as exc:
+            fail(f"--allow-net: {exc}")
+        chosen["EGRESS_ALLOW_NETS"] = nets
+    return chosen
 
 
 def fail(message: str, code: int = 2, *, label: str = "error") -> NoReturn:

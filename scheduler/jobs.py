@@ -1,7 +1,10 @@
 """The service's job functions, as importable references (``scheduler.jobs:crawl_source``).
 
-The job store keeps a job as its reference and JSON arguments (source name, store URL,
-file paths, numbers), so each function opens what it needs itself and closes it again.
+The job store keeps a job as its reference and JSON arguments (source name, file paths,
+numbers), so each function opens what it needs itself and closes it again. The store URL
+is not among them: it may hold a password, and the job store is readable by anyone who
+can read the store. A job opens the store its process runs against, ``PRESSWATCH_STORE``
+(`presswatch run` sets it), unless a caller passes `store_url`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from urllib.parse import urlsplit
 from crawler.config import ConfigError, find_source, load_sources
 from crawler.run import CrawlFailed, crawl_in_subprocess
 from crawler.telemetry import capture_failure, cron_checkin
-from pipelines.store import open_store
+from pipelines.store import open_store, store_url_from_env
 from scheduler import health
 from scheduler.runs import run_record
 
@@ -44,10 +47,11 @@ def _poll_interval(source: str, sources_file: str | None) -> timedelta | None:
 
 def crawl_source(
     source: str,
-    store_url: str,
     sources_file: str | None = None,
     timeout: float = DEFAULT_CRAWL_TIMEOUT_S,
     settings: dict[str, Any] | None = None,
+    *,
+    store_url: str | None = None,
 ) -> dict[str, Any]:
     """Crawl `source` in a child process (killed after `timeout` s) and record the run.
 
@@ -55,6 +59,7 @@ def crawl_source(
     reason in ``error``: health judges sources from these records. Items are stored as
     they are fetched, so a stopped crawl keeps what it got. Returns the run record.
     """
+    store_url = store_url or store_url_from_env()
     started = _now()
     error = None
     schedule = _poll_interval(source, sources_file)
@@ -110,7 +115,7 @@ def alerts_available() -> bool:
     return _alerts_part("run_alert_job") is not None
 
 
-def run_alerts(store_url: str, rules_file: str | None = None) -> Any:
+def run_alerts(rules_file: str | None = None, *, store_url: str | None = None) -> Any:
     """Match new stories against the rules and deliver the outbox (`scheduler.alerts`)."""
     from scheduler.alerts import run_alert_job
     from scheduler.rules import load_rules
@@ -124,7 +129,10 @@ def run_alerts(store_url: str, rules_file: str | None = None) -> Any:
 
 
 def check_health(
-    store_url: str, sources_file: str | None = None, rules_file: str | None = None
+    sources_file: str | None = None,
+    rules_file: str | None = None,
+    *,
+    store_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Judge every enabled source from its runs; one notice per break and per recovery.
 

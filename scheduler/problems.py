@@ -12,7 +12,11 @@ def crawl_problems(stats: dict[str, Any]) -> list[str]:
         problems.append("robots.txt unreachable: nothing fetched")
     for key, label in (
         ("robotstxt/forbidden", "disallowed by robots.txt"),
-        ("egress/blocked", "blocked by the egress policy"),
+        (
+            "egress/blocked",
+            "blocked by the egress policy (private or loopback address; "
+            "--allow-net CIDR lets a crawl reach one)",
+        ),
         ("retry/max_reached", "gave up after retries"),
         ("retry/deferred_requests", "deferred (Retry-After beyond the cap)"),
     ):

@@ -5,8 +5,10 @@ the Presswatch store (tests inspect it); `run_service` waits to lead, reconciles
 with ``sources.yaml``, runs them and handles signals:
 
 - SIGHUP: re-read the sources and reconcile again.
-- SIGTERM / SIGINT: stop scheduling, give running crawls `stop_timeout` s to finish, then
-  stop them (items are stored as they come, so nothing fetched is lost) and exit 0.
+- SIGTERM / SIGINT: stop scheduling and start no new crawl (a run that was waiting for a
+  free crawl slot is put back as due, so the next start runs it at once), give running
+  crawls `stop_timeout` s to finish, then stop them (items are stored as they come, so
+  nothing fetched is lost) and exit 0.
 - the lease is lost: stop scheduling and running crawls at once and exit 3, so a
   supervisor restarts us as a standby.
 
@@ -15,17 +17,19 @@ missing, updates the changed, removes the gone and keeps the stored next run tim
 unchanged, so a restart after downtime gives one catch-up run per source (``coalesce``,
 no misfire limit, one instance at a time), not none and not a burst.
 
-Run as ``python -m scheduler.service --store ... --sources ...`` or ``presswatch run``.
+Jobs carry no store URL (it may hold a password): `run_service` puts the store in this
+process's ``PRESSWATCH_STORE``, where the jobs and the crawl processes they start read it.
+The command is ``presswatch run`` (`scheduler.cli_service`).
 """
 
 from __future__ import annotations
 
-import argparse
+import concurrent.futures
 import json
 import logging
+import os
 import queue
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,12 +44,12 @@ from apscheduler.events import (
     JobExecutionEvent,
     JobSubmissionEvent,
 )
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.base import run_job
+from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from crawler.config import ConfigError, Source, load_sources
-from crawler.run import setting_argument
 from crawler.telemetry import capture_failure, flush, init_sentry
 from pipelines.store import open_store
 from scheduler.jobs import DEFAULT_CRAWL_TIMEOUT_S, alerts_available
@@ -53,6 +57,8 @@ from scheduler.jobstore import JsonJobStore, RedisJobStore, SQLiteJobStore
 from scheduler.leader import DEFAULT_LEASE_SECONDS, leadership_for
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pipelines.store import Store
 
 logger = logging.getLogger(__name__)
@@ -118,7 +124,7 @@ def planned_jobs(
     config: ServiceConfig, sources: list[Source], *, with_alerts: bool
 ) -> list[JobSpec]:
     """The jobs `config` and `sources` call for: a crawl per enabled source, health, alerts."""
-    store_url, sources_file = config.store_url, _path(config.sources_file)
+    sources_file = _path(config.sources_file)
     rules_file = _path(config.rules_file)
     jobs = [
         JobSpec(
@@ -126,7 +132,7 @@ def planned_jobs(
             func="scheduler.jobs:crawl_source",
             seconds=float(source.poll_seconds),
             jitter=min(JITTER_MAX_S, source.poll_seconds * JITTER_FRACTION),
-            args=[source.name, store_url, sources_file],
+            args=[source.name, sources_file],
             kwargs={"timeout": config.crawl_timeout, "settings": config.crawl_settings},
             run_at_once=True,
         )
@@ -139,7 +145,7 @@ def planned_jobs(
             func="scheduler.jobs:check_health",
             seconds=config.health_interval,
             jitter=None,
-            args=[store_url, sources_file, rules_file],
+            args=[sources_file, rules_file],
             kwargs={},
             executor=LIGHT_EXECUTOR,
         )
@@ -151,7 +157,7 @@ def planned_jobs(
                 func="scheduler.jobs:run_alerts",
                 seconds=config.alerts_interval,
                 jitter=None,
-                args=[store_url, rules_file],
+                args=[rules_file],
                 kwargs={},
                 executor=LIGHT_EXECUTOR,
             )
@@ -182,12 +188,55 @@ class SkippedRuns:
         self.store.set_state(SKIPPED_STATE, self.counts)
 
 
+class CrawlExecutor(BasePoolExecutor):  # type: ignore[misc]
+    """APScheduler's thread pool for crawl jobs, able to stop taking runs.
+
+    APScheduler hands a due run to the pool at once; with every thread busy it waits in
+    the pool's queue and would start a crawl whenever a thread frees up, even after the
+    service was told to stop. `cancel_waiting` takes those runs back.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(
+            concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="crawl")
+        )
+        self._runs: dict[concurrent.futures.Future[Any], str] = {}  # not yet done -> job id
+        self._runs_lock = threading.Lock()
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        def done(future: concurrent.futures.Future[Any]) -> None:
+            with self._runs_lock:
+                self._runs.pop(future, None)
+            if future.cancelled():
+                self._run_job_success(job.id, [])  # frees the job's instance, no event
+            elif (exc := future.exception()) is not None:
+                self._run_job_error(job.id, exc, exc.__traceback__)
+            else:
+                self._run_job_success(job.id, future.result())
+
+        future = self._pool.submit(run_job, job, job._jobstore_alias, run_times, self._logger.name)
+        with self._runs_lock:
+            self._runs[future] = job.id
+        future.add_done_callback(done)
+
+    def cancel_waiting(self) -> list[str]:
+        """Cancel the runs still waiting for a thread; the ids of their jobs."""
+        with self._runs_lock:
+            runs = list(self._runs.items())
+        return [job_id for future, job_id in runs if future.cancel()]
+
+    def busy(self) -> bool:
+        """Whether a crawl job is running (its crawl process may not have started yet)."""
+        with self._runs_lock:
+            return any(future.running() for future in self._runs)
+
+
 def build_scheduler(config: ServiceConfig, store: Store) -> BackgroundScheduler:
     """The scheduler, not started: JSON job store in `store`, `max_crawls` crawl threads."""
     scheduler = BackgroundScheduler(
         jobstores={"default": jobstore_for(store)},
         executors={
-            "default": ThreadPoolExecutor(config.max_crawls),
+            "default": CrawlExecutor(config.max_crawls),
             LIGHT_EXECUTOR: ThreadPoolExecutor(2),
         },
         # One catch-up run after downtime however late (P3); never two of a job at once (P4).
@@ -306,24 +355,30 @@ def running_crawls() -> list[psutil.Process]:
     return crawls
 
 
-def stop_crawls(grace: float) -> None:
-    """Let running crawls finish for `grace` s, then stop them (SIGTERM, then SIGKILL)."""
+def stop_crawls(grace: float, jobs_running: Callable[[], bool] = lambda: False) -> None:
+    """Let running crawls finish for `grace` s, then stop them (SIGTERM, then SIGKILL).
+
+    `jobs_running` tells whether a crawl job is still at work: one may be between its
+    start and its crawl process's, so the loops go on until no job is left.
+    """
     deadline = time.monotonic() + grace
-    crawls = running_crawls()
-    if crawls and grace > 0:
-        logger.info("waiting up to %.0f s for %d running crawls", grace, len(crawls))
-    while crawls and time.monotonic() < deadline:
-        psutil.wait_procs(crawls, timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+    if grace > 0 and (running_crawls() or jobs_running()):
+        logger.info("waiting up to %.0f s for running crawls", grace)
+    while (running_crawls() or jobs_running()) and time.monotonic() < deadline:
+        psutil.wait_procs(running_crawls(), timeout=0.2)
+        time.sleep(0.05)  # a job between its start and its crawl's
+    give_up = time.monotonic() + 3 * KILL_WAIT_S
+    while (running_crawls() or jobs_running()) and time.monotonic() < give_up:
         crawls = running_crawls()
-    if not crawls:
-        return
-    logger.warning("stopping %d crawls still running", len(crawls))
-    for crawl in crawls:
-        crawl.terminate()
-    _, alive = psutil.wait_procs(crawls, timeout=KILL_WAIT_S)
-    for crawl in alive:
-        crawl.kill()
-    psutil.wait_procs(alive, timeout=KILL_WAIT_S)
+        if crawls:
+            logger.warning("stopping %d crawls still running", len(crawls))
+        for crawl in crawls:
+            crawl.terminate()
+        _, alive = psutil.wait_procs(crawls, timeout=KILL_WAIT_S)
+        for crawl in alive:
+            crawl.kill()
+        psutil.wait_procs(alive, timeout=KILL_WAIT_S)
+        time.sleep(0.05)
 
 
 class Service:
@@ -334,6 +389,9 @@ class Service:
         self.store = store
         self.events = events  # "reload", "stop", "lost": from signal handlers and the lease
         self.scheduler = build_scheduler(config, store)
+        crawls = self.scheduler._lookup_executor("default")  # no public accessor
+        assert isinstance(crawls, CrawlExecutor)
+        self.crawls = crawls
 
     def plan(self) -> list[JobSpec]:
         sources = load_sources(self.config.sources_file)
@@ -367,15 +425,25 @@ class Service:
                 logger.info("SIGHUP: reloading %s", self.config.sources_file or "the sources")
                 self.reload()
             elif what == "lost":
+                self.scheduler.pause()
+                self.crawls.cancel_waiting()  # the store is the next leader's to schedule
                 stop_scheduler(self.scheduler, wait=False)
-                stop_crawls(grace=0)
+                stop_crawls(grace=0, jobs_running=self.crawls.busy)
                 return EXIT_LOST_LEAD
             elif what == "stop":
                 logger.info("stopping: no new runs")
                 self.scheduler.pause()
-                stop_crawls(self.config.stop_timeout)
+                self.put_back(self.crawls.cancel_waiting())
+                stop_crawls(self.config.stop_timeout, jobs_running=self.crawls.busy)
                 stop_scheduler(self.scheduler, wait=True)
                 return 0
+
+    def put_back(self, job_ids: list[str]) -> None:
+        """Make runs that never started due now, so the next start runs them at once."""
+        now = datetime.now(UTC)
+        for job_id in job_ids:
+            logger.info("%s did not start before the stop; it runs at the next start", job_id)
+            self.scheduler.modify_job(job_id, next_run_time=now)
 
 
 def run_service(config: ServiceConfig) -> int:
@@ -393,6 +461,7 @@ def run_service(config: ServiceConfig) -> int:
     # after the rules: their channel URLs are secrets Sentry events must never carry
     init_sentry("service", secrets=secrets)
     store = open_store(config.store_url)
+    os.environ["PRESSWATCH_STORE"] = config.store_url  # where the jobs find the store
     events: queue.Queue[str] = queue.Queue()
     stopping = threading.Event()
 
@@ -423,43 +492,3 @@ def run_service(config: ServiceConfig) -> int:
         leadership.release()
         store.close()
         flush()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scheduler.service", description=__doc__)
-    parser.add_argument("--store", required=True, help="sqlite:///path.db or redis://...")
-    parser.add_argument("--sources", type=Path, help="sources.yaml (default: the bundled one)")
-    parser.add_argument("--rules", type=Path, help="rules.yaml (default: the bundled one)")
-    parser.add_argument("--max-crawls", type=int, default=2)
-    parser.add_argument("--crawl-timeout", type=float, default=DEFAULT_CRAWL_TIMEOUT_S)
-    parser.add_argument("--health-interval", type=float, default=300.0)
-    parser.add_argument("--lease-seconds", type=float, default=DEFAULT_LEASE_SECONDS)
-    parser.add_argument("--stop-timeout", type=float, default=30.0)
-    parser.add_argument(
-        "--set", dest="settings", type=setting_argument, action="append", default=[],
-        help="a Scrapy setting for every crawl, NAME=VALUE",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    config = ServiceConfig(
-        store_url=args.store,
-        sources_file=args.sources,
-        rules_file=args.rules,
-        max_crawls=args.max_crawls,
-        crawl_timeout=args.crawl_timeout,
-        crawl_settings=dict(args.settings),
-        health_interval=args.health_interval,
-        lease_seconds=args.lease_seconds,
-        stop_timeout=args.stop_timeout,
-    )
-    try:
-        return run_service(config)
-    except ConfigError as exc:
-        logger.error("%s", exc)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -106,7 +106,7 @@ def test_jobs_keep_their_next_run_time_across_a_restart(store: Store) -> None:
     jobstore = jobstore_of(store)
     scheduler = scheduler_on(jobstore)
     scheduler.add_job(
-        CRAWL, IntervalTrigger(seconds=600, timezone=UTC), args=["vestnik", store.url, None],
+        CRAWL, IntervalTrigger(seconds=600, timezone=UTC), args=["vestnik", None],
         kwargs={"timeout": 60.0, "settings": {"DOWNLOAD_DELAY": 0}}, id="crawl:vestnik",
         next_run_time=SOON, coalesce=True, misfire_grace_time=None, max_instances=1,
     )  # fmt: skip
@@ -118,7 +118,7 @@ def test_jobs_keep_their_next_run_time_across_a_restart(store: Store) -> None:
         job = scheduler.get_job("crawl:vestnik")
         assert job is not None
         assert job.next_run_time == SOON
-        assert job.args == ("vestnik", store.url, None)
+        assert job.args == ("vestnik", None)
         assert job.kwargs == {"timeout": 60.0, "settings": {"DOWNLOAD_DELAY": 0}}
         assert (job.coalesce, job.misfire_grace_time, job.max_instances) == (True, None, 1)
         assert jobstore.get_next_run_time() == SOON
@@ -170,7 +170,7 @@ def test_a_planted_pickle_is_refused_and_never_run(store: Store, tmp_path: Path)
     scheduler = scheduler_on(jobstore)
     try:
         scheduler.add_job(
-            CRAWL, "interval", seconds=60, args=["vestnik", store.url, None], id="crawl:vestnik"
+            CRAWL, "interval", seconds=60, args=["vestnik", None], id="crawl:vestnik"
         )
         problems = jobstore.unloadable_jobs()
         assert set(problems) == {"crawl:evil", "crawl:shell"}
@@ -196,9 +196,9 @@ def test_a_renamed_function_is_reported_not_deleted(store: Store) -> None:
     jobstore = jobstore_of(store)
     scheduler = scheduler_on(jobstore)
     scheduler.add_job(
-        CRAWL, "interval", seconds=60, args=["vestnik", store.url], id="crawl:vestnik"
+        CRAWL, "interval", seconds=60, args=["vestnik"], id="crawl:vestnik"
     )
-    scheduler.add_job(CRAWL, "interval", seconds=60, args=["other", store.url], id="crawl:other")
+    scheduler.add_job(CRAWL, "interval", seconds=60, args=["other"], id="crawl:other")
     stop(scheduler, jobstore)
     # A later release renames crawl_source: the stored reference no longer resolves.
     record = next(r for r in jobstore_of(store)._read_all() if r[0] == "crawl:vestnik")

@@ -397,8 +397,8 @@ def test_a_scheduled_crawl_checks_in_and_a_failed_one_is_one_event(
     init_sentry("service")
     sources = write_sources(tmp_path / "sources.yaml", portal.source_config(PORTAL))
     store_url = f"sqlite:///{tmp_path}/pw.db"
-    ran = crawl_source(PORTAL, store_url, str(sources), settings=TEST_SETTINGS)
-    failed = crawl_source("nowhere", store_url, str(sources), settings=TEST_SETTINGS)
+    ran = crawl_source(PORTAL, str(sources), settings=TEST_SETTINGS, store_url=store_url)
+    failed = crawl_source("nowhere", str(sources), settings=TEST_SETTINGS, store_url=store_url)
     flush()
     assert ran["status"] == "ok"
     assert failed["status"] == "failed"

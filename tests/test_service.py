@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pipelines.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
+PRESSWATCH = str(Path(sys.executable).with_name("presswatch"))  # the installed entry point
 ARTICLES = 12
 CRAWL_SETTINGS: dict[str, Any] = {
     "EGRESS_ALLOW_NETS": ["127.0.0.0/8"],  # loopback is private: the egress policy is told
@@ -75,9 +76,9 @@ def write_sources(path: Path, *configs: dict[str, Any]) -> Path:
 def start_service(
     store_url: str, sources: Path, log: Path, settings: dict[str, Any] | None = None
 ) -> subprocess.Popen[bytes]:
-    """`python -m scheduler.service` in its own process group, so a kill takes its crawls."""
+    """`presswatch run` in its own process group, so a kill takes its crawls."""
     command = [
-        sys.executable, "-m", "scheduler.service", "--store", store_url,
+        PRESSWATCH, "run", "--store", store_url,
         "--sources", str(sources), "--lease-seconds", str(LEASE_S),
         "--health-interval", "3600", "--stop-timeout", "20",
     ]  # fmt: skip
@@ -174,15 +175,17 @@ def test_planned_jobs_follow_the_sources(portals: ReplayServer, tmp_path: Path) 
         portals.source_config("vestnik", poll="10m"),
         portals.source_config("kurier", enabled=False),
     )
-    config = ServiceConfig(store_url="sqlite:///x.db", sources_file=sources)
+    config = ServiceConfig(store_url="redis://:CANARY-REDIS@127.0.0.1:1/0", sources_file=sources)
     plan = planned_jobs(config, load_sources(sources), with_alerts=False)
     assert [job.id for job in plan] == ["crawl:vestnik", "health"]
     crawl = plan[0]
     assert (crawl.func, crawl.seconds, crawl.jitter) == ("scheduler.jobs:crawl_source", 600, 30)
-    assert crawl.args == ["vestnik", "sqlite:///x.db", str(sources.resolve())]
-    json.dumps([job.args for job in plan])  # JSON only: the job store keeps nothing else
+    assert crawl.args == ["vestnik", str(sources.resolve())]
     with_alerts = planned_jobs(config, load_sources(sources), with_alerts=True)
     assert [job.id for job in with_alerts][-1] == "alerts"
+    # JSON only, and no store URL: whoever reads the job store must not learn its password.
+    stored = json.dumps([[job.args, job.kwargs] for job in with_alerts])
+    assert "CANARY-REDIS" not in stored
 
 
 def test_reconcile_keeps_the_next_run_of_unchanged_jobs(
@@ -363,7 +366,7 @@ def test_a_crawl_over_its_time_limit_is_stopped_and_recorded_failed(
 ) -> None:
     store_url = f"sqlite:///{tmp_path / 'pw.db'}"
     sources = write_sources(tmp_path / "sources.yaml", portals.source_config("vestnik"))
-    run = crawl_source("vestnik", store_url, str(sources), timeout=0.2)
+    run = crawl_source("vestnik", str(sources), timeout=0.2, store_url=store_url)
     assert run["status"] == "failed"
     assert "did not end within 0.2 s" in run["error"]
     store = open_store(store_url)
@@ -473,8 +476,8 @@ def add_history(store: Store, source: str, days: int = 9, *, until: datetime | N
 
 def crawl_and_check(portal: ChangingPortal, store_url: str, sources: Path) -> list[dict[str, Any]]:
     portal.edition += 1
-    crawl_source("changing", store_url, str(sources), timeout=60, settings=CRAWL_SETTINGS)
-    return check_health(store_url, str(sources))
+    crawl_source("changing", str(sources), timeout=60, settings=CRAWL_SETTINGS, store_url=store_url)
+    return check_health(str(sources), store_url=store_url)
 
 
 @pytest.mark.parametrize(("mode", "state"), [("503", "failing"), ("no_title", "layout_changed")])
@@ -494,12 +497,12 @@ def test_a_break_gives_one_health_event_and_healing_one_recovery(
         [],  # one bad run is not yet a break
         [("broken", state)],
     ]
-    assert check_health(store_url, str(sources)) == []  # still broken: no second alert
+    assert check_health(str(sources), store_url=store_url) == []  # still broken: no second alert
 
     changing.mode = "ok"
     healed = crawl_and_check(changing, store_url, sources)
     assert [(e["kind"], e["state"]) for e in healed] == [("recovered", state)]
-    assert check_health(store_url, str(sources)) == []
+    assert check_health(str(sources), store_url=store_url) == []
     assert notices(store_url) == [f"Presswatch: changing is {state.replace('_', ' ')}",
                                   "Presswatch: changing recovered"]  # fmt: skip
 
@@ -537,15 +540,15 @@ def test_silence_gives_one_event_and_news_one_recovery(
                 "downloader/response_status_count/200": 2,
             }
             store.add_run(run_record("changing", stats))
-        events = check_health(store_url, str(sources))
+        events = check_health(str(sources), store_url=store_url)
         assert [(e["kind"], e["state"]) for e in events] == [("broken", "silent")]
-        assert check_health(store_url, str(sources)) == []
+        assert check_health(str(sources), store_url=store_url) == []
         assert store.get_state("health/changing")["state"] == "silent"
 
         news = {"start_time": datetime.now(UTC).isoformat(), "finish_reason": "finished",
                 "store/new": 2, "portal/items": 2}  # fmt: skip
         store.add_run(run_record("changing", news))
-        events = check_health(store_url, str(sources))
+        events = check_health(str(sources), store_url=store_url)
         assert [(e["kind"], e["state"]) for e in events] == [("recovered", "silent")]
     finally:
         store.close()
@@ -562,8 +565,7 @@ def test_crawl_now_runs_the_service_job_and_status_shows_it(
     sources = write_sources(tmp_path / "sources.yaml", portals.source_config("vestnik"))
     env = {**os.environ, "PRESSWATCH_STORE": store_url}
     done = subprocess.run(
-        [sys.executable, "-c", "from scheduler.cli import app; app()", "crawl", "vestnik",
-         "--now", "--sources", str(sources)],
+        [PRESSWATCH, "crawl", "vestnik", "--now", "--sources", str(sources)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
