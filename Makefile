@@ -9,7 +9,9 @@ venv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q uv
 	@$(UV) sync -q --frozen
 
+# The demo's Prime Minister portal renders with JavaScript: Chromium is installed as for the tests.
 demo: venv
+	@bash .ci/system-packages || echo "continuing: the demo will say what it could not crawl" >&2
 	$(UV) run presswatch demo
 
 test: venv

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -140,14 +142,31 @@ def crawl(
 
 
 @app.command()
-def demo(store: StoreOption = None) -> None:
+def demo(
+    store: StoreOption = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="only serve the replay portals, until stopped, and print the `presswatch"
+            " crawl` and `presswatch run` commands that crawl them",
+        ),
+    ] = False,
+) -> None:
     """Serve a bundled replay of real news on 127.0.0.1, crawl it and show what was collected."""
     from pipelines.store import store_url_from_env
-    from scheduler.demo import DemoError, run_demo
+    from scheduler.demo import DemoError, run_demo, serve_demo
 
+    store_url = store or store_url_from_env()
+    if serve:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _signum, _frame: stop.set())
+        serve_demo(store_url, console, stop)
+        return
     try:
         with refusing_bad_input():
-            run_demo(store or store_url_from_env(), console)
+            run_demo(store_url, console)
     except DemoError as exc:
         fail(str(exc), 1, label="demo failed")
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import shlex
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -29,7 +31,7 @@ from rich.table import Table
 
 from crawler.config import load_sources, load_yaml_model
 from crawler.run import CrawlFailed, crawl_in_subprocess
-from pipelines.store import ItemQuery, open_store
+from pipelines.store import DEFAULT_STORE_URL, ItemQuery, open_store
 from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer
 from scheduler.story_view import (
     StoryView,
@@ -235,6 +237,7 @@ def run_demo(store_url: str, console: Console) -> DemoResult:
     """
     started = time.monotonic()
     sources, stats = crawl_corpus(store_url, console)
+    without_browser = say_what_lacked_a_browser(sources, stats, console)
     result = read_collected(store_url, sources, stats, started, console)
     result.stories = show_stories(store_url, result.showcase, console)
     result.alerts = raise_alerts(store_url, console)
@@ -244,7 +247,28 @@ def run_demo(store_url: str, console: Console) -> DemoResult:
         "presswatch items, presswatch show ID, presswatch stories --min-copies 1, "
         "presswatch story ID, presswatch alerts."
     )
+    if without_browser:
+        say_what_lacked_a_browser(sources, stats, console)  # again, where it is seen last
     return result
+
+
+def say_what_lacked_a_browser(
+    sources: list[Source], stats: dict[str, Any], console: Console
+) -> list[str]:
+    """Say plainly which portals went uncrawled for want of Chromium, and how to get it;
+    their names. Without them the showcase story lacks its official original."""
+    from crawler.browser import FIX, UNAVAILABLE
+
+    lacking = [s.name for s in sources if stats.get(s.name, {}).get("finish_reason") == UNAVAILABLE]
+    if lacking:
+        console.print(
+            f"[bold yellow]Not crawled: {', '.join(lacking)}[/bold yellow], rendered by"
+            f" JavaScript, needs Chromium, which could not be started here. To get it: {FIX}."
+            " `make demo` installs it on Debian when run as root. Until then the stories lack"
+            " what those portals published.",
+            soft_wrap=True,
+        )
+    return lacking
 
 
 def crawl_corpus(store_url: str, console: Console) -> tuple[list[Source], dict[str, Any]]:
@@ -267,6 +291,39 @@ def crawl_corpus(store_url: str, console: Console) -> tuple[list[Source], dict[s
         except CrawlFailed as exc:
             raise DemoError(f"the demo {exc}") from None
     return sources, stats
+
+
+def serve_demo(store_url: str, console: Console, stop: threading.Event) -> None:
+    """Serve the corpus until `stop` is set, and print the commands that crawl it, so the
+    service (`presswatch run`) can be tried against the local portals."""
+    portals = load_corpus()
+    with serving(portals) as (server, sources, path):
+        hosts = sorted({urlsplit(server.base_url(p.name)).netloc for p in portals})
+        common = f"--sources {shlex.quote(str(path))} --allow-net 127.0.0.0/8"
+        store = _store_argument(store_url)
+        console.print(
+            f"Serving {sum(len(p.articles) for p in portals)} articles of {len(sources)} "
+            f"portals on {hosts[0]} ... {hosts[-1]}; their sources file is {path}.\n"
+            "Crawl them once:\n"
+            f"  presswatch crawl {common}{store}\n"
+            "or run the service against them (Ctrl-C or SIGTERM stops it):\n"
+            f"  presswatch run {common}{store}\n"
+            "The portals stay up until this command is stopped (Ctrl-C or SIGTERM).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        stop.wait()
+    console.print("portals stopped")
+
+
+def _store_argument(store_url: str) -> str:
+    """`` --store URL`` for a printed command; a URL with a password is left to the
+    environment, so the password is never printed."""
+    if store_url == DEFAULT_STORE_URL:
+        return ""
+    if urlsplit(store_url).password:
+        return ' --store "$PRESSWATCH_STORE"'
+    return f" --store {shlex.quote(store_url)}"
 
 
 def read_collected(

@@ -7,7 +7,11 @@ from typing import Any
 
 def crawl_problems(stats: dict[str, Any]) -> list[str]:
     """What went wrong in one crawl: one short phrase a problem."""
+    from crawler.browser import FIX, UNAVAILABLE
+
     problems = []
+    if stats.get("finish_reason") == UNAVAILABLE:
+        problems.append(f"Chromium could not be started: {FIX}")
     if stats.get("robotstxt/blocked_unreachable"):
         problems.append("robots.txt unreachable: nothing fetched")
     for key, label in (
