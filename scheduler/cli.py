@@ -121,24 +121,29 @@ def crawl(
         _print_crawl_summary({run["source"]: run["stats"] for run in runs})
         with opened_store(store) as st:
             alert_after_crawl(st, rules_file)
-        failed = [f"{run['source']}: {run['error']}" for run in runs if run.get("error")]
-        if failed:
-            fail("\n".join(failed), 1)
-        return
-    try:
-        stats = crawl_in_subprocess(
-            [s.name for s in chosen],
-            store or store_url_from_env(),
-            sources_file=sources_file,
-            settings=overrides,
-        )
-    except CrawlFailed as exc:
-        fail(str(exc), 1)
-    with opened_store(store) as st:
-        for name, source_stats in stats.items():
-            st.add_run(run_record(name, source_stats))
-        _print_crawl_summary(stats)
-        alert_after_crawl(st, rules_file)
+    else:
+        try:
+            stats = crawl_in_subprocess(
+                [s.name for s in chosen],
+                store or store_url_from_env(),
+                sources_file=sources_file,
+                settings=overrides,
+            )
+        except CrawlFailed as exc:
+            fail(str(exc), 1)
+        runs = [run_record(name, source_stats) for name, source_stats in stats.items()]
+        with opened_store(store) as st:
+            for run in runs:
+                st.add_run(run)
+            _print_crawl_summary(stats)
+            alert_after_crawl(st, rules_file)
+    failed = [
+        f"{run['source']}: {run.get('error') or '; '.join(run['problems']) or 'did not finish'}"
+        for run in runs
+        if run["status"] == "failed"
+    ]
+    if failed:
+        fail("crawl failed for " + "; ".join(failed), 1)
 
 
 @app.command()

@@ -6,9 +6,7 @@ import csv
 import io
 import itertools
 import json
-import os
 import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -18,6 +16,7 @@ import pytest
 from pipelines.store import ItemQuery, open_store
 from scheduler.demo import load_stories
 from scheduler.story_view import iter_stories
+from tests.entry_point import presswatch as run_presswatch
 
 # Measured on the crawled demo store (SQLite and Redis): pairwise co-membership precision
 # 1.0, recall 0.943 (82 of 87 verified pairs), as offline linking (tests/test_link_offline.py).
@@ -25,17 +24,8 @@ MIN_RECALL = 0.94
 
 
 def presswatch(*args: str, cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    # The console script is `presswatch`; running the same typer app by module keeps the
-    # test independent of PATH.
-    env = {**os.environ, "COLUMNS": "200", "PRESSWATCH_STORE": f"sqlite:///{cwd}/demo.db"}
-    return subprocess.run(
-        [sys.executable, "-c", "from scheduler.cli import app; app()", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    return run_presswatch(
+        *args, cwd=cwd, env={"PRESSWATCH_STORE": f"sqlite:///{cwd}/demo.db"}, timeout=timeout
     )
 
 

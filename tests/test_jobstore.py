@@ -169,9 +169,7 @@ def test_a_planted_pickle_is_refused_and_never_run(store: Store, tmp_path: Path)
     jobstore = jobstore_of(store)
     scheduler = scheduler_on(jobstore)
     try:
-        scheduler.add_job(
-            CRAWL, "interval", seconds=60, args=["vestnik", None], id="crawl:vestnik"
-        )
+        scheduler.add_job(CRAWL, "interval", seconds=60, args=["vestnik", None], id="crawl:vestnik")
         problems = jobstore.unloadable_jobs()
         assert set(problems) == {"crawl:evil", "crawl:shell"}
         assert "not JSON" in problems["crawl:evil"]
@@ -195,9 +193,7 @@ def test_a_planted_pickle_is_refused_and_never_run(store: Store, tmp_path: Path)
 def test_a_renamed_function_is_reported_not_deleted(store: Store) -> None:
     jobstore = jobstore_of(store)
     scheduler = scheduler_on(jobstore)
-    scheduler.add_job(
-        CRAWL, "interval", seconds=60, args=["vestnik"], id="crawl:vestnik"
-    )
+    scheduler.add_job(CRAWL, "interval", seconds=60, args=["vestnik"], id="crawl:vestnik")
     scheduler.add_job(CRAWL, "interval", seconds=60, args=["other"], id="crawl:other")
     stop(scheduler, jobstore)
     # A later release renames crawl_source: the stored reference no longer resolves.

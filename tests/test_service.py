@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +38,7 @@ from scheduler.service import (
     scheduler_jobstore,
     stop_scheduler,
 )
+from tests.entry_point import PRESSWATCH, REPO, kill_group, start_presswatch
 from tests.waiting import wait_for
 
 if TYPE_CHECKING:
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
     from pipelines.store import Store
 
-REPO = Path(__file__).resolve().parents[1]
-PRESSWATCH = str(Path(sys.executable).with_name("presswatch"))  # the installed entry point
 ARTICLES = 12
 CRAWL_SETTINGS: dict[str, Any] = {
     "EGRESS_ALLOW_NETS": ["127.0.0.0/8"],  # loopback is private: the egress policy is told
@@ -77,15 +75,13 @@ def start_service(
     store_url: str, sources: Path, log: Path, settings: dict[str, Any] | None = None
 ) -> subprocess.Popen[bytes]:
     """`presswatch run` in its own process group, so a kill takes its crawls."""
-    command = [
-        PRESSWATCH, "run", "--store", store_url,
-        "--sources", str(sources), "--lease-seconds", str(LEASE_S),
-        "--health-interval", "3600", "--stop-timeout", "20",
+    args = [
+        "run", "--store", store_url, "--sources", str(sources),
+        "--lease-seconds", str(LEASE_S), "--health-interval", "3600", "--stop-timeout", "20",
     ]  # fmt: skip
     for name, value in {**CRAWL_SETTINGS, **(settings or {})}.items():
-        command.append(f"--set={name}={json.dumps(value)}")
-    with log.open("ab") as stream:
-        return subprocess.Popen(command, cwd=REPO, stderr=stream, start_new_session=True)
+        args.append(f"--set={name}={json.dumps(value)}")
+    return start_presswatch(*args, log=log)
 
 
 def stop_service(process: subprocess.Popen[bytes], log: Path) -> None:
@@ -93,12 +89,6 @@ def stop_service(process: subprocess.Popen[bytes], log: Path) -> None:
         process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=60)
     assert code == 0, log.read_text("utf-8")[-3000:]
-
-
-def kill_group(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
 
 
 def crawling(process: subprocess.Popen[bytes]) -> bool:
