@@ -129,7 +129,12 @@ def crawl_in_subprocess(
         tail = "\n".join(done.stderr.splitlines()[-15:])
         msg = f"the crawl failed (exit {done.returncode}); its last log lines:\n{tail}"
         raise CrawlFailed(msg)
-    return json.loads(done.stdout)
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        # e.g. stopped by a signal before Scrapy could say how it went
+        msg = "the crawl ended without reporting its stats (stopped before it started?)"
+        raise CrawlFailed(msg) from None
 
 
 def setting_argument(text: str) -> tuple[str, Any]:

@@ -13,7 +13,7 @@ import importlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from crawler.config import ConfigError, find_source, load_sources
@@ -22,6 +22,9 @@ from crawler.telemetry import capture_failure, cron_checkin
 from pipelines.store import open_store, store_url_from_env
 from scheduler import health
 from scheduler.runs import run_record
+
+if TYPE_CHECKING:
+    from pipelines.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,28 @@ def _poll_interval(source: str, sources_file: str | None) -> timedelta | None:
         return None
 
 
+def crawl_state(source: str) -> str:
+    """The store state that says whether `source`'s last crawl job ended."""
+    return f"crawl/{source}"
+
+
+def _mark_crawl(store_url: str, source: str, state: dict[str, Any]) -> None:
+    store = open_store(store_url)
+    try:
+        store.set_state(crawl_state(source), state)
+    finally:
+        store.close()
+
+
+def interrupted_crawls(store: Store, sources: list[str]) -> list[str]:
+    """The sources whose last crawl job started and never ended: its process was killed."""
+    return [
+        source
+        for source in sources
+        if (state := store.get_state(crawl_state(source))) and state.get("ended_at") is None
+    ]
+
+
 def crawl_source(
     source: str,
     sources_file: str | None = None,
@@ -57,12 +82,15 @@ def crawl_source(
 
     A crawl that fails, overruns or is stopped is recorded too, as ``failed`` with the
     reason in ``error``: health judges sources from these records. Items are stored as
-    they are fetched, so a stopped crawl keeps what it got. Returns the run record.
+    they are fetched, so a stopped crawl keeps what it got. A crawl job killed with its
+    process is found at the next start (`interrupted_crawls`) and run again at once.
+    Returns the run record.
     """
     store_url = store_url or store_url_from_env()
     started = _now()
     error = None
     schedule = _poll_interval(source, sources_file)
+    _mark_crawl(store_url, source, {"started_at": started, "ended_at": None})
     try:
         # in_progress now, then ok, or error when the crawl fails: a missed run shows in Sentry
         with cron_checkin(f"crawl-{source}", schedule, max_runtime=timedelta(seconds=timeout)):
@@ -83,6 +111,7 @@ def crawl_source(
     store = open_store(store_url)
     try:
         store.add_run(run)
+        store.set_state(crawl_state(source), {"started_at": started, "ended_at": _now()})
     finally:
         store.close()
     if error is None:

@@ -52,7 +52,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from crawler.config import ConfigError, Source, load_sources
 from crawler.telemetry import capture_failure, flush, init_sentry
 from pipelines.store import open_store
-from scheduler.jobs import DEFAULT_CRAWL_TIMEOUT_S, alerts_available
+from scheduler.jobs import DEFAULT_CRAWL_TIMEOUT_S, alerts_available, interrupted_crawls
 from scheduler.jobstore import JsonJobStore, RedisJobStore, SQLiteJobStore
 from scheduler.leader import DEFAULT_LEASE_SECONDS, leadership_for
 
@@ -69,6 +69,7 @@ JITTER_MAX_S = 60.0
 KILL_WAIT_S = 5.0
 EXIT_LOST_LEAD = 3
 CRAWL_MODULE = "crawler.run"
+CRAWL_JOB = "scheduler.jobs:crawl_source"
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def planned_jobs(
     jobs = [
         JobSpec(
             id=crawl_job_id(source.name),
-            func="scheduler.jobs:crawl_source",
+            func=CRAWL_JOB,
             seconds=float(source.poll_seconds),
             jitter=min(JITTER_MAX_S, source.poll_seconds * JITTER_FRACTION),
             args=[source.name, sources_file],
@@ -400,7 +401,15 @@ class Service:
     def start(self, plan: list[JobSpec]) -> None:
         self.scheduler.start(paused=True)
         reconcile(self.scheduler, plan)
+        self.rerun_interrupted(plan)
         self.scheduler.resume()
+
+    def rerun_interrupted(self, plan: list[JobSpec]) -> None:
+        """Crawls killed with the last leader run again now, not a poll interval later."""
+        sources = [spec.args[0] for spec in plan if spec.func == CRAWL_JOB]
+        for source in interrupted_crawls(self.store, sources):
+            logger.info("the last crawl of %s was interrupted; crawling it again now", source)
+            self.scheduler.modify_job(crawl_job_id(source), next_run_time=datetime.now(UTC))
 
     def reload(self) -> None:
         try:

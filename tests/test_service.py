@@ -29,6 +29,7 @@ from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer, generate
 from scheduler.replay import render_article as replay_article_html
 from scheduler.runs import run_record
 from scheduler.service import (
+    KILL_WAIT_S,
     LIGHT_EXECUTOR,
     ServiceConfig,
     build_scheduler,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from pipelines.store import Store
+    from tests.fixtures.sinks import WebhookSink
 
 ARTICLES = 12
 CRAWL_SETTINGS: dict[str, Any] = {
@@ -72,12 +74,18 @@ def write_sources(path: Path, *configs: dict[str, Any]) -> Path:
 
 
 def start_service(
-    store_url: str, sources: Path, log: Path, settings: dict[str, Any] | None = None
+    store_url: str,
+    sources: Path,
+    log: Path,
+    settings: dict[str, Any] | None = None,
+    *options: str,
 ) -> subprocess.Popen[bytes]:
-    """`presswatch run` in its own process group, so a kill takes its crawls."""
+    """`presswatch run` in its own process group, so a kill takes its crawls; `options`
+    are more of its command-line options."""
     args = [
         "run", "--store", store_url, "--sources", str(sources),
         "--lease-seconds", str(LEASE_S), "--health-interval", "3600", "--stop-timeout", "20",
+        *options,
     ]  # fmt: skip
     for name, value in {**CRAWL_SETTINGS, **(settings or {})}.items():
         args.append(f"--set={name}={json.dumps(value)}")
@@ -351,6 +359,92 @@ def test_a_standby_takes_over_a_killed_leader_losing_and_doubling_nothing(
     assert_no_overlap([run for run in store.runs("vestnik") if run["ended_at"]])
 
 
+def test_sigterm_starts_no_new_crawl_and_stops_within_its_bound(
+    store: Store, store_url: str, portals: ReplayServer, tmp_path: Path
+) -> None:
+    log = tmp_path / "service.log"
+    sources = write_sources(
+        tmp_path / "sources.yaml",
+        portals.source_config("vestnik", poll="1h"),
+        portals.source_config("kurier", poll="1h"),
+    )
+    slow = {"DOWNLOAD_DELAY": 0.5, "CONCURRENT_REQUESTS_PER_DOMAIN": 1}
+    stop_timeout = 1.0
+    # One crawl at a time: the second source's run waits for a free slot.
+    service = start_service(
+        store_url, sources, log, slow, "--max-crawls", "1", "--stop-timeout", str(stop_timeout)
+    )
+    try:
+        wait_for(lambda: crawling(service), "the first crawl")
+        stopped_at = datetime.now(UTC).isoformat()
+        service.send_signal(signal.SIGTERM)
+        # the bound: the grace, then SIGTERM and SIGKILL waits of KILL_WAIT_S each, and slack
+        assert service.wait(timeout=stop_timeout + 3 * KILL_WAIT_S + 10) == 0
+    finally:
+        kill_group(service)
+    text = log.read_text("utf-8")
+    assert "stopping: no new runs" in text
+    runs = store.runs()
+    assert len(runs) == 1, text[-3000:]  # the crawl that was running, stopped and recorded
+    assert runs[0]["started_at"] < stopped_at
+    # The run that never started is due at once at the next start, not an hour later.
+    waiting = next(n for n in ("vestnik", "kurier") if n != runs[0]["source"])
+    assert job_records(store)[f"crawl:{waiting}"].next_run_time <= datetime.now(UTC).isoformat()
+    assert f"crawl:{waiting} did not start before the stop" in text
+
+
+def test_a_killed_service_restarts_losing_and_doubling_no_item_and_no_alert(
+    store: Store,
+    store_url: str,
+    portals: ReplayServer,
+    webhook_sink: WebhookSink,
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "service.log"
+    sources = write_sources(tmp_path / "sources.yaml", portals.source_config("vestnik", poll="1h"))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        yaml.safe_dump(
+            {
+                "channels": {"hook": f"json://127.0.0.1:{webhook_sink.port}/alerts"},
+                "rules": [{"name": "shymkent", "terms": ["Шымкент"], "channels": ["hook"]}],
+            },
+            allow_unicode=True,
+        ),
+        "utf-8",
+    )
+    slow = {"DOWNLOAD_DELAY": 0.3, "CONCURRENT_REQUESTS_PER_DOMAIN": 1}
+    options = ("--rules", str(rules), "--alerts-interval", "1")
+    service = start_service(store_url, sources, log, slow, *options)
+    try:
+        wait_for(lambda: 0 < store.count_items("vestnik") < ARTICLES, "a crawl half done")
+        kill_group(service)  # SIGKILL, the service and its crawl
+        assert store.count_items("vestnik") < ARTICLES
+        service = start_service(store_url, sources, log, slow, *options)
+        wait_for(lambda: store.count_items("vestnik") == ARTICLES, "every item, after the restart")
+
+        def delivered() -> bool:
+            alerts = store.outbox().alerts()
+            deliveries = [d for alert in alerts for d in alert["deliveries"]]
+            return bool(alerts) and all(d["status"] == "sent" for d in deliveries)
+
+        wait_for(delivered, "every alert delivered")
+        stop_service(service, log)
+    finally:
+        kill_group(service)
+    items = store.items(ItemQuery(source="vestnik", limit=100))
+    assert len({item["url"] for item in items}) == len(items) == ARTICLES
+    alerts = store.outbox().alerts()
+    stories = [alert["story"] for alert in alerts]
+    assert len(set(stories)) == len(stories), "a story alerted twice"
+    # Exactly one effective delivery per message: a retry after the kill carries the same
+    # Idempotency-Key, which the receiver takes once.
+    accepted = webhook_sink.accepted()
+    assert {r.headers["X-Alert-Id"] for r in accepted} == {alert["id"] for alert in alerts}
+    keys = {d["id"] for alert in alerts for d in alert["deliveries"]}
+    assert {r.headers["Idempotency-Key"] for r in accepted} == keys
+
+
 def test_a_crawl_over_its_time_limit_is_stopped_and_recorded_failed(
     portals: ReplayServer, tmp_path: Path
 ) -> None:
@@ -555,7 +649,8 @@ def test_crawl_now_runs_the_service_job_and_status_shows_it(
     sources = write_sources(tmp_path / "sources.yaml", portals.source_config("vestnik"))
     env = {**os.environ, "PRESSWATCH_STORE": store_url}
     done = subprocess.run(
-        [PRESSWATCH, "crawl", "vestnik", "--now", "--sources", str(sources)],
+        [PRESSWATCH, "crawl", "vestnik", "--now", "--sources", str(sources),
+         "--allow-net", "127.0.0.0/8"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -564,6 +659,7 @@ def test_crawl_now_runs_the_service_job_and_status_shows_it(
         runs = store.runs("vestnik")
         assert len(runs) == 1
         assert runs[0]["stats"]["finish_reason"] == "finished"
+        assert store.count_items("vestnik") == ARTICLES
         # A service that ran once left its jobs and its leader record behind.
         config = ServiceConfig(store_url=store_url, sources_file=sources)
         scheduler = build_scheduler(config, store)
