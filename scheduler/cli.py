@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -275,21 +274,6 @@ def extract(
             console.print()
 
 
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The objects of a JSON-lines file; a bad line stops with its file:line and exit 2."""
-    try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    fail(f"{path}:{number}: not JSON: {exc.msg}")
-    except OSError as exc:
-        fail(f"{path}: cannot read: {exc.strerror}")
-
-
 @app.command()
 def match(
     items_file: Annotated[Path, typer.Argument(help="JSON lines of items (an export will do)")],
@@ -297,18 +281,20 @@ def match(
     as_json: JsonOption = False,
 ) -> None:
     """Dry-run keyword rules on saved items: which rules each item fires, with spans."""
+    from scheduler.item_lines import read_items
     from scheduler.matcher import compile_rules, match_item
     from scheduler.rules import load_rules
 
     with refusing_bad_input():
         compiled = compile_rules(load_rules(rules_file, resolve_secrets=False).rules)
-    for item in _json_lines(items_file):
-        result = match_item(compiled, item)
-        if as_json:
-            print(json.dumps(result, ensure_ascii=False))
-        elif result["rules"]:
-            terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
-            console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")
+        # Streamed: one item in memory at a time, so the file's size is not bounded.
+        for item in read_items(items_file):
+            result = match_item(compiled, item)
+            if as_json:
+                print(json.dumps(result, ensure_ascii=False))
+            elif result["rules"]:
+                terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
+                console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")
 
 
 @app.command()
@@ -319,9 +305,13 @@ def link(
 ) -> None:
     """Group saved items into stories offline: originals, copies, who they cite, lags."""
     from pipelines.stories import link_items
+    from scheduler.item_lines import MAX_FILE_BYTES, read_items
 
     configured = configured_sources(sources_file)
-    result = link_items(list(_json_lines(items_file)), configured)
+    with refusing_bad_input():
+        # Every item is held at once, so the whole file is bounded.
+        items = list(read_items(items_file, max_file_bytes=MAX_FILE_BYTES))
+    result = link_items(items, configured)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
