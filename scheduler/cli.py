@@ -261,7 +261,8 @@ def extract(
     if url and len(files) > 1:
         fail("--url goes with a single file")
     for path in files:
-        result = extract_file(path, url=url)
+        with refusing_bad_input():
+            result = extract_file(path, url=url)
         if as_json:
             print(json.dumps(result, ensure_ascii=False))
         else:
