@@ -142,8 +142,22 @@ def demo(store: StoreOption = None) -> None:
 
 
 def _item_query(**filters: Any) -> Any:
+    """The store query of `items` and `export`; a bad --since or --until stops with exit 2
+    (checked before the store is opened, so the message is about the option)."""
     from pipelines.store import ItemQuery
+    from pipelines.store.keys import parse_instant
 
+    for option in ("since", "until"):
+        value = filters.get(option)
+        if value is None:
+            continue
+        try:
+            parse_instant(value)
+        except ValueError:
+            fail(
+                f"--{option} {value!r} is not an ISO 8601 date or time"
+                " (e.g. 2024-05-01, 2024-05-01T09:30 or 2024-05-01T09:30:00+05:00)"
+            )
     return ItemQuery(**filters)
 
 
@@ -222,6 +236,7 @@ def export(
     item credits and with which phrase, the unattributed flag and the lag in seconds.
     """
     from contextlib import closing
+    from dataclasses import replace
 
     from rich.progress import Progress
 
@@ -231,10 +246,10 @@ def export(
         fail(f"--format must be one of {', '.join(WRITERS)}, not {fmt!r}")
     if output and output.exists() and not force:
         fail(f"{output} exists; choose another --output or add --force to replace it")
+    query = _item_query(source=source, since=since, until=until)
     with opened_store(store) as st:
         total = st.count_items(source)
-        query = _item_query(source=source, since=since, until=until, limit=max(total, 1))
-        found = st.items(query)
+        found = st.items(replace(query, limit=max(total, 1)))
         out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         try:
             with Progress(console=errors, transient=True, disable=output is None) as progress:
