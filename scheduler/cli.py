@@ -96,6 +96,8 @@ def crawl(
     chosen = [s for s in chosen if s.enabled]
     if not chosen:
         fail("nothing to crawl", 1)
+    with opened_store(store, create=True):
+        pass  # a wrong --store fails now, before any fetching, not after the crawl
     if now:
         from scheduler.jobs import crawl_source
 
@@ -109,7 +111,7 @@ def crawl(
                 for s in chosen
             ]
         _print_crawl_summary({run["source"]: run["stats"] for run in runs})
-        with opened_store(store) as st:
+        with opened_store(store, create=True) as st:
             alert_after_crawl(st, rules_file)
         failed = [f"{run['source']}: {run['error']}" for run in runs if run.get("error")]
         if failed:
@@ -121,7 +123,7 @@ def crawl(
         )
     except CrawlFailed as exc:
         fail(str(exc), 1)
-    with opened_store(store) as st:
+    with opened_store(store, create=True) as st:
         for name, source_stats in stats.items():
             st.add_run(run_record(name, source_stats))
         _print_crawl_summary(stats)
