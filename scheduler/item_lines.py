@@ -8,6 +8,7 @@ Lines and files are bounded, so a stray binary or a runaway file is refused, not
 from __future__ import annotations
 
 import json
+import os
 import reprlib
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,7 @@ def _problem(exc: ValidationError) -> str:
 def _check_size(path: Path, size: int, limit: int | None) -> None:
     if limit is not None and size > limit:
         msg = (
-            f"{path}: over {limit:,} bytes ({size:,} and counting), the limit of a file of "
+            f"{path}: {size:,} bytes or more, over the {limit:,}-byte limit of a file of "
             "items; split it (e.g. `split -l 10000`)"
         )
         raise ItemFileError(msg)
@@ -97,6 +98,8 @@ def read_items(path: Path, *, max_file_bytes: int | None = None) -> Iterator[dic
     except OSError as exc:
         raise ItemFileError(f"{path}: cannot read: {exc.strerror}") from None
     with stream:
+        # A regular file is judged by its size at once; a pipe as it is read.
+        _check_size(path, os.fstat(stream.fileno()).st_size, max_file_bytes)
         read = 0
         number = 0
         while raw := stream.readline(MAX_LINE_BYTES + 1):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from crawler.yamlfile import MAX_YAML_BYTES, MAX_YAML_DEPTH
-from scheduler.item_lines import MAX_LINE_BYTES, ItemFileError, read_items
+from scheduler.item_lines import MAX_FILE_BYTES, MAX_LINE_BYTES, ItemFileError, read_items
 
 PRESSWATCH = str(Path(sys.executable).with_name("presswatch"))
 
@@ -124,10 +124,20 @@ def test_an_endless_line_of_items_is_refused_unread(tmp_path: Path) -> None:
         assert_refused(done, f"items.jsonl:1: a line over {MAX_LINE_BYTES:,} bytes")
 
 
+def test_link_refuses_a_file_of_items_over_its_limit_unread(tmp_path: Path) -> None:
+    with (tmp_path / "items.jsonl").open("wb") as items:
+        items.truncate(MAX_FILE_BYTES + 1)  # sparse, judged by its size before reading
+    done = presswatch("link", "items.jsonl", cwd=tmp_path)
+    assert_refused(done, f"items.jsonl: {MAX_FILE_BYTES + 1:,} bytes or more, over the")
+
+
 def test_a_file_of_items_over_the_limit_is_refused_with_its_size(tmp_path: Path) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text(GOOD_LINE * 3, encoding="utf-8")
-    with pytest.raises(ItemFileError, match=r"items\.jsonl: over 100 bytes \(\d+ and counting"):
+    size = path.stat().st_size
+    with pytest.raises(
+        ItemFileError, match=rf"items\.jsonl: {size:,} bytes or more, over the 100-byte"
+    ):
         list(read_items(path, max_file_bytes=100))
     assert len(list(read_items(path))) == 3
 
