@@ -5,16 +5,30 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from yaml.reader import ReaderError
+
+from crawler.urls import fetchable_url
+from crawler.yamlfile import YamlFileError, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
 BUNDLED_SOURCES = Path(__file__).with_name("sources.yaml")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A URL the crawler fetches: absolute http(s) with a host, refused at load otherwise.
+FetchableUrl = Annotated[str, AfterValidator(fetchable_url)]
 
 
 class ConfigError(ValueError):
@@ -49,7 +63,7 @@ class LoadMore(Strict):
 class Listing(Strict):
     """A listing page: article links matching `link_pattern`, following `next` pages."""
 
-    url: str
+    url: FetchableUrl
     link_pattern: str = Field(description="regular expression an article URL must match")
     next_pattern: str | None = Field(
         default=None, description="regular expression of the next listing page's URL"
@@ -77,7 +91,7 @@ class JsonApi(Strict):
     1 .. `pages`.
     """
 
-    url: str
+    url: FetchableUrl
     headers: dict[str, str] = Field(default_factory=dict)  # what the endpoint insists on
     items_path: str = Field(
         default="", description="dotted path to the list of items (data.items); '' the top"
@@ -94,8 +108,10 @@ class JsonApi(Strict):
 
 
 class Discovery(Strict):
-    feeds: list[str] = Field(default_factory=list)  # RSS, Atom
-    sitemaps: list[str] = Field(default_factory=list)  # sitemap, sitemap index, news sitemap
+    feeds: list[FetchableUrl] = Field(default_factory=list)  # RSS, Atom
+    sitemaps: list[FetchableUrl] = Field(
+        default_factory=list
+    )  # sitemap, sitemap index, news sitemap
     listings: list[Listing] = Field(default_factory=list)
     json_api: list[JsonApi] = Field(default_factory=list)
 
@@ -225,14 +241,23 @@ def _field_path(loc: Iterable[Any]) -> str:
 
 
 def load_yaml_model(path: Path, model: type[M]) -> M:
-    """Read `path` into `model`; refuse it with ``file:line: field: reason`` on any error."""
+    """Read `path` into `model`; refuse it with ``file:line: field: reason`` on any error.
+
+    The file is read by `crawler.yamlfile.read_yaml`: at most 1 MiB of UTF-8, bounded
+    nesting and alias expansion, no duplicate keys.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        root, data = read_yaml(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    except YamlFileError as exc:
+        raise ConfigError(str(exc)) from None
+    except ReaderError as exc:
+        # A control character, e.g. in a binary file: the reader gives a position, no mark.
+        line = path.read_text(encoding="utf-8")[: exc.position].count("\n") + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        msg = f"{path}:{line}: not valid YAML: the control character U+{code:04X} is not allowed"
+        raise ConfigError(msg) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import re
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +35,7 @@ from trafilatura.xml import xmltotxt
 from crawler.author import page_author
 from crawler.config import Selectors
 from crawler.encoding import decode_html
+from crawler.settings import DOWNLOAD_MAXSIZE
 from crawler.templates import (
     AGREEMENT,
     MIN_BODY_CHARS,
@@ -192,6 +195,9 @@ BLOCK_TAGS = frozenset(
 # Between a headline and the site name in a <title>: "Headline | Site", "Headline - Site".
 TITLE_SEPARATOR = re.compile(r"(\s[|\-–—:·]\s|｜|：)")
 SAVED_PAGE_LANGUAGES = ("ru", "kk", "en")
+# A saved page is held to what the crawler would download.
+MAX_PAGE_BYTES = DOWNLOAD_MAXSIZE
+MAX_PAGE_SIZE = f"{MAX_PAGE_BYTES:,} bytes (the crawler's download limit, DOWNLOAD_MAXSIZE)"
 
 
 def extract_article(
@@ -310,12 +316,30 @@ def detect_language(text: str, languages: Sequence[str] = ("ru", "kk", "en")) ->
     return str(lang)
 
 
+class SavedPageError(ValueError):
+    """A saved page that `extract_file` refuses: unreadable, too big, or a broken gzip."""
+
+
 def extract_file(path: Path, url: str | None = None) -> dict[str, Any]:
     """Extract a saved page (plain or gzipped HTML) for the CLI's `extract FILE` command.
 
-    Without `url`, the page's own canonical or og:url address is used.
+    Without `url`, the page's own canonical or og:url address is used. A page is read as
+    the crawler would download it: at most `MAX_PAGE_BYTES`, before and after inflating.
+    Raises `SavedPageError` naming the file.
     """
-    html = read_saved_page(path.read_bytes())
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_PAGE_BYTES + 1)
+    except OSError as exc:
+        raise SavedPageError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_PAGE_BYTES:
+        size = max(path.stat().st_size, len(raw))
+        msg = f"{path}: {size:,} bytes, over {MAX_PAGE_SIZE}"
+        raise SavedPageError(msg)
+    try:
+        html = read_saved_page(raw)
+    except SavedPageError as exc:
+        raise SavedPageError(f"{path}: {exc}; the file is {len(raw):,} bytes") from None
     if url is None:
         url = page_url(html) or ""
     article = extract_article(html, url)
@@ -331,9 +355,19 @@ def extract_file(path: Path, url: str | None = None) -> dict[str, Any]:
 
 def read_saved_page(raw: bytes) -> str:
     """Text of a saved page, plain or gzipped, decoded the way the crawler decodes a response
-    (BOM, declared charset, then detection; see crawler.encoding)."""
+    (BOM, declared charset, then detection; see crawler.encoding).
+
+    Inflating stops past `MAX_PAGE_BYTES` with `SavedPageError`: a 2 MB gzip bomb would
+    otherwise inflate to 2 GiB, and parsing that takes several times as much memory.
+    """
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as inflating:
+                raw = inflating.read(MAX_PAGE_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SavedPageError(f"not a readable gzip file: {exc}") from None
+        if len(raw) > MAX_PAGE_BYTES:
+            raise SavedPageError(f"inflates to more than {MAX_PAGE_SIZE}")
     return decode_html(raw, None, languages=SAVED_PAGE_LANGUAGES).text
 
 

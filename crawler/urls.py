@@ -12,6 +12,9 @@ TRACKING_PARAMS = re.compile(
     re.IGNORECASE,
 )
 HOST_PREFIXES = ("www.", "m.", "mobile.", "amp.")
+# What we fetch; the egress policy refuses everything else, and so does config loading.
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 AMP_PATH = re.compile(r"(/amp/?$|^/amp(?=/)|\.amp(?=\.html?$|$))")
 
 
@@ -47,3 +50,25 @@ def canonical_url(url: str) -> str:
         )
     )
     return urlunsplit((parts.scheme.lower(), netloc, path, query, ""))
+
+
+def fetchable_url(url: str) -> str:
+    """`url` when it is an absolute http(s) URL with a host, for validating configuration.
+
+    Raises ValueError saying what is missing and how to fix it: ``tengrinews.kz/rss`` lacks
+    a scheme (without one it would be read as a path), so the message says to add https://.
+    """
+    url = url.strip()
+    scheme = SCHEME.match(url)
+    if url.startswith("//") or scheme is None or not url[scheme.end() :].startswith("//"):
+        # "www.x.kz:8080/news" parses as scheme "www.x.kz": a host with a port, not a scheme.
+        suggestion = "https:" + url if url.startswith("//") else "https://" + url
+        msg = f"{url!r} has no scheme: add https:// ({suggestion})"
+        raise ValueError(msg)
+    if scheme.group(1).lower() not in ALLOWED_SCHEMES:
+        msg = f"{url!r}: scheme {scheme.group(1)!r} is not http or https"
+        raise ValueError(msg)
+    if not urlsplit(url).hostname:
+        msg = f"{url!r} has no host"
+        raise ValueError(msg)
+    return url

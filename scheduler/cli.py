@@ -6,7 +6,6 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,6 +104,8 @@ def crawl(
     if not chosen:
         fail("nothing to crawl", 1)
     overrides = crawl_settings_from(settings, allow_nets)
+    with opened_store(store, create=True):
+        pass  # a wrong --store fails now, before any fetching, not after the crawl
     if now:
         from scheduler.jobs import crawl_source
 
@@ -119,7 +120,7 @@ def crawl(
                 for s in chosen
             ]
         _print_crawl_summary({run["source"]: run["stats"] for run in runs})
-        with opened_store(store) as st:
+        with opened_store(store, create=True) as st:
             alert_after_crawl(st, rules_file)
     else:
         try:
@@ -132,7 +133,7 @@ def crawl(
         except CrawlFailed as exc:
             fail(str(exc), 1)
         runs = [run_record(name, source_stats) for name, source_stats in stats.items()]
-        with opened_store(store) as st:
+        with opened_store(store, create=True) as st:
             for run in runs:
                 st.add_run(run)
             _print_crawl_summary(stats)
@@ -177,8 +178,22 @@ def demo(
 
 
 def _item_query(**filters: Any) -> Any:
+    """The store query of `items` and `export`; a bad --since or --until stops with exit 2
+    (checked before the store is opened, so the message is about the option)."""
     from pipelines.store import ItemQuery
+    from pipelines.store.keys import parse_instant
 
+    for option in ("since", "until"):
+        value = filters.get(option)
+        if value is None:
+            continue
+        try:
+            parse_instant(value)
+        except ValueError:
+            fail(
+                f"--{option} {value!r} is not an ISO 8601 date or time"
+                " (e.g. 2024-05-01, 2024-05-01T09:30 or 2024-05-01T09:30:00+05:00)"
+            )
     return ItemQuery(**filters)
 
 
@@ -257,6 +272,7 @@ def export(
     item credits and with which phrase, the unattributed flag and the lag in seconds.
     """
     from contextlib import closing
+    from dataclasses import replace
 
     from rich.progress import Progress
 
@@ -266,10 +282,10 @@ def export(
         fail(f"--format must be one of {', '.join(WRITERS)}, not {fmt!r}")
     if output and output.exists() and not force:
         fail(f"{output} exists; choose another --output or add --force to replace it")
+    query = _item_query(source=source, since=since, until=until)
     with opened_store(store) as st:
         total = st.count_items(source)
-        query = _item_query(source=source, since=since, until=until, limit=max(total, 1))
-        found = st.items(query)
+        found = st.items(replace(query, limit=max(total, 1)))
         out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         try:
             with Progress(console=errors, transient=True, disable=output is None) as progress:
@@ -296,7 +312,8 @@ def extract(
     if url and len(files) > 1:
         fail("--url goes with a single file")
     for path in files:
-        result = extract_file(path, url=url)
+        with refusing_bad_input():
+            result = extract_file(path, url=url)
         if as_json:
             print(json.dumps(result, ensure_ascii=False))
         else:
@@ -309,21 +326,6 @@ def extract(
             console.print()
 
 
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """The objects of a JSON-lines file; a bad line stops with its file:line and exit 2."""
-    try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    fail(f"{path}:{number}: not JSON: {exc.msg}")
-    except OSError as exc:
-        fail(f"{path}: cannot read: {exc.strerror}")
-
-
 @app.command()
 def match(
     items_file: Annotated[Path, typer.Argument(help="JSON lines of items (an export will do)")],
@@ -331,18 +333,20 @@ def match(
     as_json: JsonOption = False,
 ) -> None:
     """Dry-run keyword rules on saved items: which rules each item fires, with spans."""
+    from scheduler.item_lines import read_items
     from scheduler.matcher import compile_rules, match_item
     from scheduler.rules import load_rules
 
     with refusing_bad_input():
         compiled = compile_rules(load_rules(rules_file, resolve_secrets=False).rules)
-    for item in _json_lines(items_file):
-        result = match_item(compiled, item)
-        if as_json:
-            print(json.dumps(result, ensure_ascii=False))
-        elif result["rules"]:
-            terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
-            console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")
+        # Streamed: one item in memory at a time, so the file's size is not bounded.
+        for item in read_items(items_file):
+            result = match_item(compiled, item)
+            if as_json:
+                print(json.dumps(result, ensure_ascii=False))
+            elif result["rules"]:
+                terms = ", ".join(sorted({m["text"] for m in result["matches"]}))
+                console.print(f"{result['item']}: {', '.join(result['rules'])} ({terms})")
 
 
 @app.command()
@@ -353,9 +357,13 @@ def link(
 ) -> None:
     """Group saved items into stories offline: originals, copies, who they cite, lags."""
     from pipelines.stories import link_items
+    from scheduler.item_lines import MAX_FILE_BYTES, read_items
 
     configured = configured_sources(sources_file)
-    result = link_items(list(_json_lines(items_file)), configured)
+    with refusing_bad_input():
+        # Every item is held at once, so the whole file is bounded.
+        items = list(read_items(items_file, max_file_bytes=MAX_FILE_BYTES))
+    result = link_items(items, configured)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return

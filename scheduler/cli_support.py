@@ -128,11 +128,13 @@ def refusing_bad_input() -> Iterator[None]:
 
 
 @contextmanager
-def opened_store(url: str | None) -> Iterator[Store]:
+def opened_store(url: str | None, *, create: bool = False) -> Iterator[Store]:
+    """The store for a command; only a command that writes passes `create` (see
+    `open_store`), so reading from a mistyped path says so instead of making a file."""
     from pipelines.store import open_store
 
     with refusing_bad_input():
-        store = open_store(url)
+        store = open_store(url, create=create)
     try:
         yield store
     finally:

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from crawler.config import ConfigError, Strict, load_yaml_model
+from crawler.yamlfile import read_yaml
 
 BUNDLED_RULES = Path(__file__).with_name("rules.yaml")
 NAME = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -205,7 +206,7 @@ def _error(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
 
 
 def _channel_line(path: Path, name: str) -> int:
-    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    root, _ = read_yaml(path)  # read and checked once already, by load_yaml_model
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
             if key.value == "channels" and isinstance(value, yaml.MappingNode):

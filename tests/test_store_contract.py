@@ -321,18 +321,31 @@ def test_two_processes_adding_the_same_items_keep_one_copy_each(
 
 
 # --- SQLite only -------------------------------------------------------------------------
-def test_sqlite_relative_and_absolute_urls_create_parent_directories(
+def test_sqlite_relative_and_absolute_urls_open_files_in_existing_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    relative = SQLiteStore("sqlite:///data/nested/relative.db")
+    (tmp_path / "data").mkdir()
+    relative = SQLiteStore("sqlite:///data/relative.db")
     relative.add_item(make_item("1"))
     relative.close()
-    assert (tmp_path / "data/nested/relative.db").is_file()
-    absolute = SQLiteStore(f"sqlite:///{tmp_path}/abs/dir/absolute.db")
+    assert (tmp_path / "data/relative.db").is_file()
+    absolute = SQLiteStore(f"sqlite:///{tmp_path}/absolute.db")
     absolute.close()
-    assert (tmp_path / "abs/dir/absolute.db").is_file()
-    assert SQLiteStore("sqlite:///data/nested/relative.db").count_items() == 1
+    assert (tmp_path / "absolute.db").is_file()
+    assert SQLiteStore("sqlite:///data/relative.db", create=False).count_items() == 1
+
+
+def test_sqlite_never_creates_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"the directory '.*/nope/dir' .* does not exist"):
+        open_store(f"sqlite:///{tmp_path}/nope/dir/x.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sqlite_opened_for_reading_never_creates_the_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"no SQLite store at '.*/missing\.db'"):
+        open_store(f"sqlite:///{tmp_path}/missing.db", create=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sqlite_file_is_wal_with_readable_json(tmp_path: Path) -> None:

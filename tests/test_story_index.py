@@ -35,6 +35,7 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoryIndex
         yield MemoryStoryIndex()
         return
     if request.param == "sqlite":
+        (tmp_path / "store").mkdir()
         store = open_store(f"sqlite:///{tmp_path}/store/presswatch.db")
     else:
         store = open_store(request.getfixturevalue("redis_url"))

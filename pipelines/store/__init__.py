@@ -15,13 +15,19 @@ def store_url_from_env() -> str:
     return os.environ.get("PRESSWATCH_STORE") or DEFAULT_STORE_URL
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open the store named by `url` (``sqlite:///path.db`` or ``redis://...``)."""
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open the store named by `url` (``sqlite:///path.db`` or ``redis://...``).
+
+    A SQLite store's directory must exist: it is never created, so a mistyped path is an
+    error (`StoreError`), not a new empty store. `create` says whether a missing SQLite file
+    may be created: True for what writes (crawls, the service, the demo), False for what
+    only reads (listing, showing, exporting), where a missing file means a wrong path.
+    """
     url = url or store_url_from_env()
     if url.startswith("sqlite:///"):
         from pipelines.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url)
+        return SQLiteStore(url, create=create)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from pipelines.store.redis import RedisStore
 

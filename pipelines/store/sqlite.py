@@ -156,7 +156,30 @@ def cannot_open(path: str, exc: BaseException) -> str:
     )
 
 
-def connect(path: str, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
+def missing_store(path: str, *, create: bool) -> str | None:
+    """Why the store file at `path` cannot be opened as asked, or None when it can.
+
+    Its directory must exist: a typo in ``--store`` must not grow a tree of directories
+    holding an empty store. The file itself must exist unless `create` (a command that
+    writes, such as a crawl, may start a new store; one that only reads may not).
+    """
+    if path == ":memory:":
+        return None
+    file = Path(path)
+    if not file.parent.is_dir():
+        return (
+            f"the directory {str(file.parent)!r} of the SQLite store {path!r} does not exist"
+            f" (create it first, e.g. mkdir -p {file.parent}, or fix --store / PRESSWATCH_STORE)"
+        )
+    if not create and not file.exists():
+        return (
+            f"no SQLite store at {path!r}; this command only reads one (check --store /"
+            " PRESSWATCH_STORE, or fill a store first with `presswatch crawl` or `presswatch demo`)"
+        )
+    return None
+
+
+def connect(path: str, *, synchronous: str = "NORMAL", create: bool = True) -> sqlite3.Connection:
     """A connection to the store file as every part of the store opens it.
 
     Autocommit (``isolation_level=None``): a write outside ``BEGIN`` is one statement, so
@@ -166,13 +189,24 @@ def connect(path: str, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
     `synchronous`: NORMAL in WAL mode can lose the last commits on power loss but never
     corrupts the file, and a lost item is fetched again by the next crawl; the alert
     outbox, whose loss would mean a silent or double alert, asks for FULL.
-    Raises `StoreError` naming the file when it cannot be opened.
+    `create`: whether a missing file may be created (never its directory; see
+    `missing_store`). Raises `StoreError` naming the file when it cannot be opened.
     """
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
+    problem = missing_store(path, create=create)
+    if problem is not None:
+        raise StoreError(problem)
+    # mode=rw: SQLite itself refuses to create the file, even if it vanished just now.
+    target = path if create else Path(path).resolve().as_uri() + "?mode=rw"
+    try:
+        db = sqlite3.connect(
+            target,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=not create,
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(cannot_open(path, exc)) from exc
     try:
         db.create_function("casefold", 1, _casefold, deterministic=True)
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -211,13 +245,14 @@ class SQLiteStore:
     """Items, validators and runs in one SQLite file (``sqlite:///path.db``).
 
     Every process opens its own connection; WAL lets readers run beside one writer and
-    ``busy_timeout`` makes a second writer wait its turn instead of failing.
+    ``busy_timeout`` makes a second writer wait its turn instead of failing. `create`
+    False: the file must exist already (see `missing_store`); its directory always must.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url  # a SQLite URL carries no password
         self.path = path_from_url(url)
-        self._db = connect(self.path)
+        self._db = connect(self.path, create=create)
         try:
             self._create_schema()
         except StoreError:
