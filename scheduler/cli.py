@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -88,7 +89,8 @@ def crawl(
 ) -> None:
     """Crawl sources once into the store, then raise the alerts the new items call for."""
     from crawler.run import CrawlFailed, crawl_in_subprocess
-    from pipelines.store import store_url_from_env
+    from pipelines.store import open_store, store_url_from_env
+    from pipelines.store.base import StoreError
     from scheduler.runs import run_record
 
     configured = configured_sources(sources_file)
@@ -121,8 +123,19 @@ def crawl(
             [s.name for s in chosen], store or store_url_from_env(), sources_file=sources_file
         )
     except CrawlFailed as exc:
+        if exc.stats is None:
+            fail(str(exc), 1)
+        # the store refused the items: record the runs if it takes that much, then say why
+        with contextlib.suppress(StoreError):
+            st = open_store(store or store_url_from_env())
+            try:
+                for name, source_stats in exc.stats.items():
+                    st.add_run({**run_record(name, source_stats), "error": str(exc)})
+            finally:
+                st.close()
+        _print_crawl_summary(exc.stats)
         fail(str(exc), 1)
-    with opened_store(store) as st:
+    with opened_store(store) as st, refusing_bad_input():
         for name, source_stats in stats.items():
             st.add_run(run_record(name, source_stats))
         _print_crawl_summary(stats)

@@ -71,7 +71,12 @@ def crawl_source(
     except CrawlFailed as exc:
         error = _without_password(str(exc), store_url)
         capture_failure(exc, kind="crawl", source=source)
-        stats = {"start_time": started, "finish_time": _now(), "finish_reason": "failed"}
+        # a crawl that ran but could not store its items has its stats: the record shows why
+        stats = (exc.stats or {}).get(source) or {
+            "start_time": started,
+            "finish_time": _now(),
+            "finish_reason": "failed",
+        }
     run = run_record(source, stats)
     if error is not None:
         run["error"] = error
