@@ -25,6 +25,9 @@ from scrapy.settings import Settings
 from crawler.config import Source, find_source, load_sources
 from crawler.spiders.portal import PortalSpider
 from crawler.telemetry import SentryExtension, flush, init_sentry
+from pipelines.outage import STORE_UNAVAILABLE
+from pipelines.store import open_store
+from pipelines.store.base import StoreError
 
 
 def crawl_settings(store_url: str, overrides: dict[str, Any] | None = None) -> Settings:
@@ -74,12 +77,39 @@ def crawl(
     return stats
 
 
+EXIT_NOT_STORED = 3  # the crawl ran, but the store could not take what it fetched
+FAILED_PREFIX = "crawl failed: "  # how the child's last stderr lines give their reasons
+
+
+def store_failures(stats: dict[str, dict[str, Any]]) -> list[str]:
+    """One line for each source whose crawl could not store its items (`pipelines.outage`)."""
+    lines = []
+    for name, st in stats.items():
+        spooled, lost = st.get("store/spooled", 0), st.get("store/lost", 0)
+        if st.get("finish_reason") != STORE_UNAVAILABLE and not lost:
+            continue
+        error = st.get("store/error") or "the store failed"
+        lines.append(
+            f"{name}: stopped, the store is unavailable ({error}); {spooled} items spooled"
+            f" for the next crawl, {lost} not kept"
+        )
+    return lines
+
+
 PARENT_PID = "PRESSWATCH_PARENT_PID"  # set by crawl_in_subprocess for _stop_with_parent
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class CrawlFailed(RuntimeError):
-    """A crawl process failed or overran its time limit; the message says how."""
+    """A crawl process failed or overran its time limit; the message says how.
+
+    `stats`: each source's stats when the crawl ran to its end but could not store what
+    it fetched (its exit code is `EXIT_NOT_STORED`), so that the run records say why.
+    """
+
+    def __init__(self, message: str, stats: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.stats = stats
 
 
 def crawl_command(
@@ -125,6 +155,15 @@ def crawl_in_subprocess(
     except subprocess.TimeoutExpired:
         msg = f"the crawl did not end within {timeout:g} s and was stopped"
         raise CrawlFailed(msg) from None
+    reasons = [
+        line.removeprefix(FAILED_PREFIX)
+        for line in done.stderr.splitlines()
+        if line.startswith(FAILED_PREFIX)
+    ]
+    if done.returncode == EXIT_NOT_STORED:
+        raise CrawlFailed("; ".join(reasons), stats=json.loads(done.stdout))
+    if done.returncode != 0 and reasons:
+        raise CrawlFailed("; ".join(reasons))
     if done.returncode != 0:
         tail = "\n".join(done.stderr.splitlines()[-15:])
         msg = f"the crawl failed (exit {done.returncode}); its last log lines:\n{tail}"
@@ -194,12 +233,21 @@ def main(argv: list[str] | None = None) -> int:
     # The store URL may come on the command line, which Sentry reports as `sys.argv`.
     init_sentry("crawl", secrets=[args.store], source=",".join(s.name for s in chosen))
     try:
+        # a store that cannot even be opened fails the crawl before anything is fetched
+        open_store(args.store).close()
+    except (StoreError, ValueError) as exc:
+        sys.stderr.write(f"{FAILED_PREFIX}{exc}\n")
+        return 2
+    try:
         stats = crawl(chosen, args.store, settings=settings)
     finally:
         flush()
     json.dump(stats, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
-    return 0
+    failures = store_failures(stats)
+    for line in failures:
+        sys.stderr.write(f"{FAILED_PREFIX}{line}\n")
+    return EXIT_NOT_STORED if failures else 0
 
 
 if __name__ == "__main__":

@@ -154,6 +154,17 @@ PRESSWATCH_PARSE_WORKERS = 0
 PRESSWATCH_LEARN_TEMPLATES = True
 EXTENSIONS = {"crawler.template_memory.TemplateMemory": 500}
 
+# A store outage (pipelines/outage.py): fetching pauses and store calls are retried with
+# backoff for up to STORE_RETRY_MAX_TIME seconds; then the crawl stops (finish reason
+# store_unavailable, a non-zero exit) and the items it could not store wait in a JSONL
+# spool, relative to the working directory, that the source's next crawl replays first.
+STORE_RETRY_ENABLED = True
+STORE_RETRY_MAX_TIME = 60.0
+STORE_RETRY_BASE_DELAY = 0.5
+STORE_RETRY_MAX_DELAY = 8.0
+STORE_SPOOL_DIR = os.environ.get("PRESSWATCH_SPOOL_DIR", "presswatch-spool")
+SPIDER_MIDDLEWARES = {"pipelines.spool.SpoolReplayMiddleware": 50}
+
 CLEAN_ENABLED = True
 DEDUP_ENABLED = True
 SYNDICATION_ENABLED = True

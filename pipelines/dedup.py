@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from scrapy.exceptions import DropItem, NotConfigured
 
 from crawler.items import content_hash, item_id
-from pipelines.storing import crawler_store, in_store_thread, item_dict
+from pipelines.outage import store_call
+from pipelines.storing import crawler_store, item_dict
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -85,10 +86,11 @@ class DedupPipeline:
         assert self.crawler.stats is not None
         fields = item_dict(item)
         # The run's own memory first, on the reactor thread, so that two copies in flight
-        # at once cannot both pass; then the store, in its thread (see in_store_thread).
+        # at once cannot both pass; then the store, in its thread, riding out an outage
+        # (see pipelines.outage.store_call).
         verdict = seen_before(fields, self.seen)
         if verdict == "new" and self.store is not None:
-            verdict = await in_store_thread(self.crawler, stored_before, fields, self.store)
+            verdict = await store_call(self.crawler, fields, stored_before, fields, self.store)
         if verdict == "new":
             self.crawler.stats.inc_value("dedup/passed")
             return item

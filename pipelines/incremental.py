@@ -7,9 +7,12 @@ not once per link. Feed, sitemap and listing requests carry the ETag and Last-Mo
 seen last time; a 304 answer ends there.
 
 New validators are saved only when the crawl finishes cleanly with no failed article
-(not fetched, or fetched and not stored because a pipeline failed): saved earlier, a
-crash, a failed fetch or a failed store write would leave the next run a 304 over
-articles it never kept.
+(not fetched, or fetched and not stored because a pipeline failed or the store was
+unavailable, see `pipelines.outage`): saved earlier, a crash, a failed fetch or a failed
+store write would leave the next run a 304 over articles it never kept.
+
+A store that fails a lookup here is taken to know nothing: the article or feed is fetched
+in full, and the pipelines, which ride out the outage, drop what turns out to be stored.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 
 from crawler.items import item_id
 from crawler.urls import canonical_url
+from pipelines.store.base import StoreError
 from pipelines.storing import crawler_store
 
 if TYPE_CHECKING:
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DISCOVERY_KINDS = frozenset({"feed", "sitemap", "listing", "json_api"})
+# Items the store could not take in this crawl (pipelines.outage): spooled or lost.
+UNSTORED_STATS = ("store/spooled", "store/lost")
 
 
 class KnownItems:
@@ -75,7 +81,8 @@ class IncrementalMiddleware:
     Settings: ``INCREMENTAL_ENABLED`` (True), ``INCREMENTAL_SKIP_KNOWN`` (True),
     ``INCREMENTAL_CONDITIONAL`` (True). Stats: ``incremental/skipped``,
     ``incremental/lookups``, ``incremental/conditional``, ``incremental/not_modified``,
-    ``incremental/validators_saved``.
+    ``incremental/validators_saved``, ``incremental/store_errors`` (lookups that failed:
+    fetched in full).
     """
 
     def __init__(self, crawler: Crawler, store: Store) -> None:
@@ -105,18 +112,30 @@ class IncrementalMiddleware:
         if kind == "article" and self.skip_known:
             this_id = request.meta.get("presswatch_item_id") or item_id(canonical_url(request.url))
             lookups = self.known.lookups
-            known = self.known.is_known(this_id, request.meta.get("presswatch_batch", ()))
+            try:
+                known = self.known.is_known(this_id, request.meta.get("presswatch_batch", ()))
+            except StoreError as exc:
+                self._store_failed(exc)
+                return
             if self.known.lookups != lookups:
                 self._inc("incremental/lookups")
             if known:
                 self._inc("incremental/skipped")
                 raise IgnoreRequest(f"already stored: {request.url}")
         elif kind in DISCOVERY_KINDS and self.conditional:
-            headers = conditional_headers(self.store.get_validators(request.url))
+            try:
+                headers = conditional_headers(self.store.get_validators(request.url))
+            except StoreError as exc:
+                self._store_failed(exc)
+                return
             for name, value in headers.items():
                 request.headers.setdefault(name, value)
             if headers:
                 self._inc("incremental/conditional")
+
+    def _store_failed(self, exc: StoreError) -> None:
+        self._inc("incremental/store_errors")
+        logger.warning("store lookup failed, fetching in full: %s", exc)
 
     def process_response(self, request: Request, response: Response) -> Response:
         kind = request.meta.get("presswatch_kind")
@@ -147,14 +166,20 @@ class IncrementalMiddleware:
         self.failed_articles += 1
 
     def spider_closed(self, reason: str) -> None:
-        if reason != "finished" or self.failed_articles:
+        assert self.crawler.stats is not None
+        unstored = sum(self.crawler.stats.get_value(key, 0) for key in UNSTORED_STATS)
+        if reason != "finished" or self.failed_articles or unstored:
             logger.info(
-                "feed validators not saved (close reason %s, %d articles failed): the next "
-                "run fetches the feeds in full",
+                "feed validators not saved (close reason %s, %d articles failed, %d not"
+                " stored): the next run fetches the feeds in full",
                 reason,
                 self.failed_articles,
+                unstored,
             )
             return
-        for url, validators in self.pending_validators.items():
-            self.store.set_validators(url, validators)
-            self._inc("incremental/validators_saved")
+        try:
+            for url, validators in self.pending_validators.items():
+                self.store.set_validators(url, validators)
+                self._inc("incremental/validators_saved")
+        except StoreError as exc:  # the next run fetches in full: nothing is lost
+            logger.warning("feed validators not saved: %s", exc)

@@ -477,11 +477,16 @@ class StoryLinker:
             links=tuple(item.get("links") or ()),
         )
 
-    def link(self, item: dict[str, Any]) -> StoryUpdate:
-        """Put `item` into its story (joining and merging as it matches) and reassemble it."""
+    def link(self, item: dict[str, Any], *, resume: bool = False) -> StoryUpdate:
+        """Put `item` into its story (joining and merging as it matches) and reassemble it.
+
+        `resume`: an earlier link of this item may have stopped partway (the store went
+        down), leaving it in a story but with its keys or merges missing; every step is
+        done again, which is safe since each one is idempotent.
+        """
         summary = self.summary(item)
         index = self.index
-        known = index.story_of(summary.id)
+        known = None if resume else index.story_of(summary.id)
         if known is not None:
             story = self._assemble(known)
             return StoryUpdate(summary.id, story, new=False, joined=(story.id,), absorbed=())

@@ -142,14 +142,22 @@ def item_dict(item: Any) -> dict[str, Any]:
 class StorePipeline:
     """Write items to the store; an item already there (same id) is left as it was.
 
+    A write that fails is retried while the store is down, and the item is spooled when
+    the crawl gives up on the store (`pipelines.outage`).
+
     Settings: ``STORE_ENABLED`` (True), ``PRESSWATCH_STORE`` (the store URL; default the
-    ``PRESSWATCH_STORE`` environment variable, then ``sqlite:///presswatch.db``).
-    Stats: ``store/new``, ``store/existing``.
+    ``PRESSWATCH_STORE`` environment variable, then ``sqlite:///presswatch.db``), and the
+    ``STORE_RETRY_*`` and ``STORE_SPOOL_DIR`` settings of `pipelines.outage`.
+    Stats: ``store/new``, ``store/existing``; ``store/retries``, ``store/spooled`` ...
     """
 
     def __init__(self, crawler: Crawler) -> None:
+        # here, not at the top: the outage guard runs its calls through this module
+        from pipelines.outage import store_call
+
         self.crawler = crawler
         self.store = crawler_store(crawler)
+        self.store_call = store_call
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -159,7 +167,8 @@ class StorePipeline:
 
     async def process_item(self, item: Any) -> Any:
         assert self.crawler.stats is not None
-        if await in_store_thread(self.crawler, self.store.add_item, item_dict(item)):
+        fields = item_dict(item)
+        if await self.store_call(self.crawler, fields, self.store.add_item, fields):
             self.crawler.stats.inc_value("store/new")
         else:
             self.crawler.stats.inc_value("store/existing")

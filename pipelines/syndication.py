@@ -7,9 +7,11 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import DropItem, NotConfigured
 
 from crawler.config import Source, load_sources
+from pipelines.outage import store_call
+from pipelines.spool import replayed_ids
 from pipelines.stories import StoryLinker
 from pipelines.storing import crawler_store, in_store_thread, item_dict
 
@@ -85,13 +87,15 @@ class SyndicationPipeline:
     ``syndication/unattributed`` (copies of an official text that credit no one, in the
     stories this crawl linked into: `UnattributedTally`), ``syndication/already_linked``
     (the index knew the item: a re-crawl), ``syndication/failed`` (linking raised; the item
-    is logged at ERROR and passed on unlinked).
+    is logged at ERROR and passed on unlinked). A store outage is not a failure: the link
+    is retried, and spooled with the item when the crawl gives up (`pipelines.outage`).
     """
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.store = crawler_store(crawler)
         self._linker: StoryLinker | None = None
+        self._interrupted: set[str] = set()  # ids whose link raised; used in the store thread
         self.unattributed = UnattributedTally()
 
     @classmethod
@@ -101,10 +105,19 @@ class SyndicationPipeline:
         return cls(crawler)
 
     def _link(self, fields: dict[str, Any]) -> StoryUpdate:
-        """Runs in the store thread: the index's connection is opened and used there."""
+        """Runs in the store thread: the index's connection is opened and used there.
+
+        An item whose last link raised (the store failed midway), here or in the crawl
+        that spooled it, is linked again in full (`StoryLinker.link`'s ``resume``).
+        """
         if self._linker is None:
             self._linker = StoryLinker(self.store.story_index(), crawl_sources(self.crawler))
-        return self._linker.link(fields)
+        this = str(fields.get("id"))
+        resume = this in self._interrupted or this in replayed_ids(self.crawler)
+        self._interrupted.add(this)
+        update = self._linker.link(fields, resume=resume)
+        self._interrupted.discard(this)
+        return update
 
     async def close_spider(self) -> None:
         # Before the engine stops and the store closes (storing.crawler_store): the index
@@ -116,7 +129,9 @@ class SyndicationPipeline:
         assert self.crawler.stats is not None
         fields = item_dict(item)
         try:
-            update = await in_store_thread(self.crawler, self._link, fields)
+            update = await store_call(self.crawler, fields, self._link, fields)
+        except DropItem:  # spooled: the store is down, and linking waits for it
+            raise
         except Exception:
             # The item still goes on to the store: an article kept unlinked beats one lost
             # (Scrapy drops an item whose pipeline raises).

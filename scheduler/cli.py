@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -94,7 +95,8 @@ def crawl(
 ) -> None:
     """Crawl sources once into the store, then raise the alerts the new items call for."""
     from crawler.run import CrawlFailed, crawl_in_subprocess
-    from pipelines.store import store_url_from_env
+    from pipelines.store import open_store, store_url_from_env
+    from pipelines.store.base import StoreError
     from scheduler.runs import run_record
 
     configured = configured_sources(sources_file)
@@ -131,9 +133,20 @@ def crawl(
                 settings=overrides,
             )
         except CrawlFailed as exc:
+            if exc.stats is None:
+                fail(str(exc), 1)
+            # the store refused the items: record the runs if it takes that much, then say why
+            with contextlib.suppress(StoreError):
+                st = open_store(store or store_url_from_env())
+                try:
+                    for name, source_stats in exc.stats.items():
+                        st.add_run({**run_record(name, source_stats), "error": str(exc)})
+                finally:
+                    st.close()
+            _print_crawl_summary(exc.stats)
             fail(str(exc), 1)
         runs = [run_record(name, source_stats) for name, source_stats in stats.items()]
-        with opened_store(store, create=True) as st:
+        with opened_store(store, create=True) as st, refusing_bad_input():
             for run in runs:
                 st.add_run(run)
             _print_crawl_summary(stats)

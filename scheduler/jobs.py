@@ -20,6 +20,7 @@ from crawler.config import ConfigError, find_source, load_sources
 from crawler.run import CrawlFailed, crawl_in_subprocess
 from crawler.telemetry import capture_failure, cron_checkin
 from pipelines.store import open_store, store_url_from_env
+from pipelines.store.base import StoreError
 from scheduler import health
 from scheduler.runs import run_record
 
@@ -54,11 +55,16 @@ def crawl_state(source: str) -> str:
 
 
 def _mark_crawl(store_url: str, source: str, state: dict[str, Any]) -> None:
-    store = open_store(store_url)
+    """Say in the store that `source`'s crawl job started; a store that is down now does
+    not stop the crawl, which keeps its items in its spool."""
     try:
-        store.set_state(crawl_state(source), state)
-    finally:
-        store.close()
+        store = open_store(store_url)
+        try:
+            store.set_state(crawl_state(source), state)
+        finally:
+            store.close()
+    except StoreError as exc:
+        logger.warning("crawl of %s: could not mark it started in the store: %s", source, exc)
 
 
 def interrupted_crawls(store: Store, sources: list[str]) -> list[str]:
@@ -104,7 +110,12 @@ def crawl_source(
     except CrawlFailed as exc:
         error = _without_password(str(exc), store_url)
         capture_failure(exc, kind="crawl", source=source)
-        stats = {"start_time": started, "finish_time": _now(), "finish_reason": "failed"}
+        # a crawl that ran but could not store its items has its stats: the record shows why
+        stats = (exc.stats or {}).get(source) or {
+            "start_time": started,
+            "finish_time": _now(),
+            "finish_reason": "failed",
+        }
     run = run_record(source, stats)
     if error is not None:
         run["error"] = error
