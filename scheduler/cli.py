@@ -89,6 +89,7 @@ def crawl(
     """Crawl sources once into the store, then raise the alerts the new items call for."""
     from crawler.run import CrawlFailed, crawl_in_subprocess
     from pipelines.store import store_url_from_env
+    from pipelines.store.urls import redact_password
     from scheduler.runs import run_record
 
     configured = configured_sources(sources_file)
@@ -114,14 +115,15 @@ def crawl(
             alert_after_crawl(st, rules_file)
         failed = [f"{run['source']}: {run['error']}" for run in runs if run.get("error")]
         if failed:
-            fail("\n".join(failed), 1)
+            fail(redact_password("\n".join(failed), store or store_url_from_env()), 1)
         return
     try:
         stats = crawl_in_subprocess(
             [s.name for s in chosen], store or store_url_from_env(), sources_file=sources_file
         )
     except CrawlFailed as exc:
-        fail(str(exc), 1)
+        # The crawl's own log lines may quote the store URL it was given.
+        fail(redact_password(str(exc), store or store_url_from_env()), 1)
     with opened_store(store) as st:
         for name, source_stats in stats.items():
             st.add_run(run_record(name, source_stats))

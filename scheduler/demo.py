@@ -30,6 +30,7 @@ from rich.table import Table
 from crawler.config import load_sources, load_yaml_model
 from crawler.run import CrawlFailed, crawl_in_subprocess
 from pipelines.store import ItemQuery, open_store
+from pipelines.store.urls import redact_password, redact_url
 from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer
 from scheduler.story_view import (
     StoryView,
@@ -239,12 +240,17 @@ def run_demo(store_url: str, console: Console) -> DemoResult:
     result.stories = show_stories(store_url, result.showcase, console)
     result.alerts = raise_alerts(store_url, console)
     result.seconds = time.monotonic() - started
-    console.print(
-        f"{result.total_items} items in {store_url} after {result.seconds:.1f} s. Next: "
-        "presswatch items, presswatch show ID, presswatch stories --min-copies 1, "
-        "presswatch story ID, presswatch alerts."
-    )
+    console.print(closing_line(result))
     return result
+
+
+def closing_line(result: DemoResult) -> str:
+    """What the demo did and what to run next; the store URL shown without its password."""
+    return (
+        f"{result.total_items} items in {redact_url(result.store_url)} after "
+        f"{result.seconds:.1f} s. Next: presswatch items, presswatch show ID, "
+        "presswatch stories --min-copies 1, presswatch story ID, presswatch alerts."
+    )
 
 
 def crawl_corpus(store_url: str, console: Console) -> tuple[list[Source], dict[str, Any]]:
@@ -265,7 +271,7 @@ def crawl_corpus(store_url: str, console: Console) -> tuple[list[Source], dict[s
                 timeout=CRAWL_TIMEOUT,
             )
         except CrawlFailed as exc:
-            raise DemoError(f"the demo {exc}") from None
+            raise DemoError(redact_password(f"the demo {exc}", store_url)) from None
     return sources, stats
 
 
