@@ -261,7 +261,7 @@ class RedisStore:
             return self._load(ids)
 
         lang_filter = query.lang if query.source is not None else None
-        if not query.text and lang_filter is None:
+        if not query.text and lang_filter is None and query.keep is None:
             return page(query.offset, query.limit)
         # No index answers this filter, so walk the chosen index newest first.
         needle = text_matcher(query.text) if query.text else None
@@ -270,7 +270,11 @@ class RedisStore:
         start = 0
         while len(matched) < wanted:
             batch = page(start, SCAN_BATCH)
-            matched.extend(item for item in batch if _matches(item, lang_filter, needle))
+            matched.extend(
+                item
+                for item in batch
+                if _matches(item, lang_filter, needle) and (query.keep is None or query.keep(item))
+            )
             if len(batch) < SCAN_BATCH:
                 break
             start += SCAN_BATCH
