@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,12 +24,14 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import load_sources, load_yaml_model
 from crawler.run import CrawlFailed, crawl_in_subprocess
 from pipelines.store import ItemQuery, open_store
 from pipelines.store.urls import redact_password, redact_url
+from scheduler.display import display_zone, shown_time, time_header
 from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer
 from scheduler.story_view import (
     StoryView,
@@ -371,14 +372,14 @@ def summary_table(
 
 
 def showcase_table(items: list[dict[str, Any]]) -> Table:
+    zone = display_zone()
     table = Table(title=f"Items that mention «{SHOWCASE_TERM}»")
-    table.add_column("published", no_wrap=True, min_width=16)
+    table.add_column(time_header("published", zone), no_wrap=True, min_width=16)
     table.add_column(
         "source", no_wrap=True, min_width=max((len(i["source"]) for i in items), default=6)
     )
     table.add_column("title")
     for item in items:
-        published = item.get("published_at")
-        when = f"{datetime.fromisoformat(published):%Y-%m-%d %H:%M}" if published else "?"
-        table.add_row(when, item["source"], item["title"])
+        when = shown_time(item.get("published_at"), zone, missing="?")
+        table.add_row(when, escape(item["source"]), escape(item["title"]))
     return table
