@@ -58,6 +58,7 @@ SEND_TIMEOUT_S = 30.0
 SNIPPET_CONTEXT = 80  # characters either side of the match
 MAX_TERMS_SHOWN = 5
 MAX_DIGEST_LINES = 50
+DIGEST_LINE_LENGTH = 600  # a title, its terms and a link
 # Daily digests follow the day in Kazakhstan, where the news and its readers are.
 DIGEST_ZONE = ZoneInfo("Asia/Almaty")
 PERIOD = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
@@ -186,10 +187,12 @@ def digest_alert(rule: Rule, period: str, alerts: list[dict[str, Any]], now: flo
         facts = alert.get("message") or {}
         original = facts.get("original") or {}
         where = original.get("url") or original.get("name") or ""
-        lines.append(
+        # One line per story whatever the crawled title holds (a CR/LF would fake lines).
+        line = (
             f"- {facts.get('title') or '(untitled)'} ({alert['copies']} copies; "
-            f"{', '.join(facts.get('terms') or [])}) {where}".rstrip()
+            f"{', '.join(facts.get('terms') or [])}) {where}"
         )
+        lines.append(one_line(line, limit=DIGEST_LINE_LENGTH))
     if len(alerts) > MAX_DIGEST_LINES:
         lines.append(f"… and {len(alerts) - MAX_DIGEST_LINES} more (presswatch alerts)")
     stamp = period.replace(":", "").replace("-", "")

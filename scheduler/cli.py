@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import find_source
@@ -31,6 +32,15 @@ from scheduler.cli_support import (
     opened_store,
     refusing_bad_input,
 )
+from scheduler.display import (
+    NARROW,
+    SOURCE_WIDTH,
+    compact_table,
+    display_zone,
+    id_width,
+    shown_time,
+    time_header,
+)
 from scheduler.problems import crawl_problems
 
 
@@ -42,20 +52,22 @@ def sources(sources_file: SourcesOption = None, as_json: JsonOption = False) -> 
         for source in configured:
             print(source.model_dump_json())
         return
-    table = Table(title=f"{len(configured)} sources")
-    for column in ("name", "kind", "domains", "lang", "discovery", "render", "poll", "checked"):
-        table.add_column(column)
+    table = compact_table(f"{len(configured)} sources", expand=True)
+    for column in ("name", "kind", "render", "poll", "checked", "lang"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=SOURCE_WIDTH)
+    # Domains over the ways to discover articles: both wrap, as lists of words.
+    table.add_column("domains · discovery", ratio=1)
     for s in configured:
         ways = [f"{len(v)} {k}" for k, v in s.discovery.model_dump().items() if v]
+        name = escape(s.name)
         table.add_row(
-            s.name if s.enabled else f"[dim]{s.name} (off)[/dim]",
+            name if s.enabled else f"[dim]{name} (off)[/dim]",
             s.kind,
-            ", ".join(s.domains),
-            ",".join(s.languages),
-            ", ".join(ways),
             s.render,
             s.poll,
             "yes" if s.verified else "[yellow]no[/yellow]",
+            ",".join(s.languages),
+            f"{escape(', '.join(s.domains))}\n[dim]{escape(', '.join(ways))}[/dim]",
         )
     console.print(table)
 
@@ -97,6 +109,7 @@ def crawl(
     from crawler.run import CrawlFailed, crawl_in_subprocess
     from pipelines.store import open_store, store_url_from_env
     from pipelines.store.base import StoreError
+    from pipelines.store.urls import redact_password
     from scheduler.runs import run_record
 
     configured = configured_sources(sources_file)
@@ -134,7 +147,8 @@ def crawl(
             )
         except CrawlFailed as exc:
             if exc.stats is None:
-                fail(str(exc), 1)
+                # the crawl's own log lines may quote the store URL it was given
+                fail(redact_password(str(exc), store or store_url_from_env()), 1)
             # the store refused the items: record the runs if it takes that much, then say why
             with contextlib.suppress(StoreError):
                 st = open_store(store or store_url_from_env())
@@ -144,7 +158,7 @@ def crawl(
                 finally:
                     st.close()
             _print_crawl_summary(exc.stats)
-            fail(str(exc), 1)
+            fail(redact_password(str(exc), store or store_url_from_env()), 1)
         runs = [run_record(name, source_stats) for name, source_stats in stats.items()]
         with opened_store(store, create=True) as st, refusing_bad_input():
             for run in runs:
@@ -157,7 +171,8 @@ def crawl(
         if run["status"] == "failed"
     ]
     if failed:
-        fail("crawl failed for " + "; ".join(failed), 1)
+        message = "crawl failed for " + "; ".join(failed)
+        fail(redact_password(message, store or store_url_from_env()), 1)
 
 
 @app.command()
@@ -216,13 +231,22 @@ def items(
     since: Annotated[str | None, typer.Option(help="ISO time or date, inclusive")] = None,
     until: Annotated[str | None, typer.Option(help="ISO time or date, exclusive")] = None,
     lang: Annotated[str | None, typer.Option(help="ru, kk or en")] = None,
-    text: Annotated[str | None, typer.Option(help="words in the title or text")] = None,
+    text: Annotated[
+        str | None, typer.Option(help="words in the title or text, in any inflected form")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1)] = 30,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List collected items, newest first."""
-    query = _item_query(source=source, since=since, until=until, lang=lang, text=text, limit=limit)
+    """List collected items, newest first; --text finds words as rules do (inflected forms,
+    ё/е, Kazakh Latin spellings)."""
+    keep = None
+    if text is not None:
+        from scheduler.matcher import text_search
+
+        with refusing_bad_input():
+            keep = text_search(text)
+    query = _item_query(source=source, since=since, until=until, lang=lang, keep=keep, limit=limit)
     with opened_store(store) as st:
         found = st.items(query)
         total = st.count_items(source)
@@ -230,16 +254,29 @@ def items(
         for item in found:
             print(json.dumps(item, ensure_ascii=False))
         return
-    table = Table(title=f"{len(found)} shown of {total} items")
-    for column in ("id", "published", "source", "lang", "title"):
-        table.add_column(column, overflow="fold" if column == "title" else "ellipsis")
+    filtered = any(v is not None for v in (since, until, lang, text))
+    shown = f"{len(found)} {'matching' if filtered else 'shown'} of {total} items"
+    if len(found) == limit:
+        shown += "; --limit N for more"
+    zone = display_zone()
+    wide = console.width >= NARROW
+    table = compact_table(shown, expand=True)
+    # Fixed widths for the short columns; the title takes the rest, one line an item
+    # (`presswatch show ID` gives the whole title).
+    table.add_column("id", no_wrap=True, width=id_width(i["id"] for i in found))
+    table.add_column(time_header("published", zone), no_wrap=True, width=16)
+    source_width = min(SOURCE_WIDTH, max((len(i["source"]) for i in found), default=6))
+    table.add_column("source", no_wrap=True, overflow="ellipsis", width=max(source_width, 6))
+    if wide:
+        table.add_column("lang", no_wrap=True, width=4)
+    table.add_column("title", no_wrap=True, overflow="ellipsis", ratio=1)
     for item in found:
         table.add_row(
             item["id"],
-            (item.get("published_at") or "")[:16].replace("T", " "),
-            item["source"],
-            item.get("lang") or "",
-            item.get("title") or "",
+            shown_time(item.get("published_at") or item.get("fetched_at"), zone),
+            escape(item["source"]),
+            *([item.get("lang") or ""] if wide else []),
+            escape(item.get("title") or ""),
         )
     console.print(table)
 

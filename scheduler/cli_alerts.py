@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from scheduler.cli_support import (
     JsonOption,
@@ -18,6 +17,7 @@ from scheduler.cli_support import (
     opened_store,
     refusing_bad_input,
 )
+from scheduler.display import compact_table, display_zone, id_width, shown_time, time_header
 
 if TYPE_CHECKING:
     from pipelines.store import Store
@@ -80,13 +80,24 @@ def alerts(
     if not found:
         console.print("no alerts yet")
         return
-    table = Table("created (UTC)", "rule", "story", "copies", "deliveries", show_lines=False)
+    zone = display_zone()
+    table = compact_table(expand=True, leading=1)
+    table.add_column(time_header("created", zone), no_wrap=True, width=16)
+    table.add_column("rule", no_wrap=True, overflow="ellipsis", max_width=12)
+    table.add_column("copies", justify="right", no_wrap=True, width=6)
+    table.add_column("deliveries", overflow="fold", max_width=22)
+    # The story's id (for `presswatch story ID`) over its title, one line each.
+    story_width = id_width(a.get("story") for a in found)
+    table.add_column(
+        "story · title", no_wrap=True, overflow="ellipsis", ratio=1, min_width=story_width
+    )
     for alert in found:
         table.add_row(
-            alert["created_at"].replace("+00:00", ""),
+            shown_time(alert["created_at"], zone),
             escape(alert.get("rule") or alert.get("kind", "")),
-            escape(alert_title(alert)),
             str(alert.get("copies", "")),
             escape("\n".join(delivery_status(d) for d in alert["deliveries"]) or "in digest"),
+            f"{escape(alert.get('story') or alert.get('kind', ''))}\n"
+            f"[dim]{escape(alert_title(alert))}[/dim]",
         )
     console.print(table)

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from scheduler.cli_support import (
     AllowNetOption,
@@ -23,6 +23,13 @@ from scheduler.cli_support import (
     fail,
     opened_store,
     refusing_bad_input,
+)
+from scheduler.display import (
+    SOURCE_WIDTH,
+    compact_table,
+    display_zone,
+    shown_time,
+    time_header,
 )
 from scheduler.jobs import DEFAULT_CRAWL_TIMEOUT_S
 from scheduler.leader import DEFAULT_LEASE_SECONDS
@@ -143,35 +150,45 @@ def status(
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
         return
+    zone = display_zone()
     leader = report["leader"]
     if leader is None:
         console.print("leader: [yellow]none has run against this store[/yellow]")
     else:
         state = "[green]running[/green]" if leader["alive"] else "[red]not running[/red]"
+        since = shown_time(leader.get("since"), zone, missing="?")
         console.print(
             f"leader: {leader.get('host', '?')} pid {leader.get('pid', '?')}"
-            f" since {leader.get('since', '?')} ({leader.get('kind', '?')}), {state}"
+            f" since {since} {zone.key} ({leader.get('kind', '?')}), {state}"
         )
-    jobs = Table(title="jobs")
-    for column in ("job", "next run", "problem"):
-        jobs.add_column(column)
+    jobs = compact_table("jobs", expand=True)
+    jobs.add_column("job", no_wrap=True, overflow="ellipsis", max_width=30)
+    jobs.add_column(time_header("next run", zone), no_wrap=True, width=16)
+    jobs.add_column("problem", ratio=1)
     for job in report["jobs"]:
-        jobs.add_row(job["id"], job["next_run_time"] or "[dim]paused[/dim]", job["problem"] or "")
-    console.print(jobs)
-    table = Table(title="sources")
-    for column in ("source", "next run", "last run", "started", "new", "health"):
-        table.add_column(column)
+        jobs.add_row(
+            escape(job["id"]),
+            shown_time(job["next_run_time"], zone, missing="[dim]paused[/dim]"),
+            escape(job["problem"] or ""),
+        )
+    console.print(jobs if report["jobs"] else "jobs: none stored (presswatch run adds them)")
+    table = compact_table("sources", expand=True)
+    table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=SOURCE_WIDTH)
+    table.add_column(time_header("next run", zone), no_wrap=True, width=16)
+    # The last run's status and new items under its time: room for the health reasons.
+    table.add_column(time_header("last run", zone), no_wrap=True, width=16)
+    table.add_column("health", ratio=1)  # reasons wrap: they are sentences
     for row in report["sources"]:
         last = row["last_run"] or {}
         health = row["health_verdict"] or row["health"] or "-"
         if row["health_reasons"]:
             health += ": " + "; ".join(row["health_reasons"])
+        name = escape(row["source"])
+        outcome = f"{escape(last.get('status') or '?')}, {row['last_new_items']} new"
         table.add_row(
-            row["source"] if row["enabled"] else f"[dim]{row['source']} (off)[/dim]",
-            row["next_run_time"] or "-",
-            last.get("status") or "never",
-            last.get("started_at") or "-",
-            str(row["last_new_items"] if row["last_new_items"] is not None else "-"),
-            health,
+            name if row["enabled"] else f"[dim]{name} (off)[/dim]",
+            shown_time(row["next_run_time"], zone),
+            f"{shown_time(last.get('started_at'), zone)}\n{outcome}" if last else "never",
+            escape(health),
         )
     console.print(table)

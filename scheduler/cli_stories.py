@@ -12,6 +12,7 @@ import typer
 from scheduler.cli_support import JsonOption, StoreOption, app, console, fail, opened_store
 from scheduler.story_view import (
     StoryView,
+    count_stories,
     find_story,
     iter_stories,
     stories_table,
@@ -30,14 +31,21 @@ def stories(
 ) -> None:
     """List stories, newest first: the original, how many copies, which sources, first seen."""
     with opened_store(store) as st, closing(st.story_index()) as index:
-        records = list(islice(iter_stories(index, min_copies), limit))
+        # One more than asked: whether there are more to say so.
+        records = list(islice(iter_stories(index, min_copies), limit + 1))
+        more = len(records) > limit
+        records = records[:limit]
         if as_json:
             for record in records:
                 print(json.dumps(record, ensure_ascii=False))
             return
         views = [StoryView.load(index, record) for record in records]
-    shown = f"{len(views)} stories" + (f" with {min_copies}+ copies" if min_copies else "")
+        total = count_stories(index, min_copies) if more else len(views)
+    kind = "stories" + (f" with {min_copies}+ copies" if min_copies else "")
+    shown = f"{len(views)} shown of {total} {kind}" if more else f"{total} {kind}"
     console.print(stories_table(views, title=f"{shown}, newest first"))
+    if more:
+        console.print(f"{total - len(views)} more: --limit {total} shows them all.")
     console.print("A story's timeline: presswatch story ID (a story id or any item id).")
 
 

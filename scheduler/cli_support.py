@@ -28,7 +28,14 @@ app = typer.Typer(
 
 @app.callback()
 def report_to_sentry(ctx: typer.Context) -> None:
-    """Every command reports its errors to Sentry when SENTRY_DSN is set."""
+    """Every command reports its errors to Sentry when SENTRY_DSN is set, and refuses a
+    bad PRESSWATCH_TZ before it starts."""
+    from scheduler.display import display_zone
+
+    try:
+        display_zone()
+    except ValueError as exc:
+        fail(str(exc))
     if init_sentry("cli", secrets=[os.environ.get("PRESSWATCH_STORE", "")]):
         ctx.call_on_close(flush)
 

@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,11 +26,14 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import load_sources, load_yaml_model
 from crawler.run import CrawlFailed, crawl_in_subprocess
 from pipelines.store import DEFAULT_STORE_URL, ItemQuery, open_store
+from pipelines.store.urls import redact_password, redact_url
+from scheduler.display import display_zone, shown_time, time_header
 from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer
 from scheduler.story_view import (
     StoryView,
@@ -242,14 +244,19 @@ def run_demo(store_url: str, console: Console) -> DemoResult:
     result.stories = show_stories(store_url, result.showcase, console)
     result.alerts = raise_alerts(store_url, console)
     result.seconds = time.monotonic() - started
-    console.print(
-        f"{result.total_items} items in {store_url} after {result.seconds:.1f} s. Next: "
-        "presswatch items, presswatch show ID, presswatch stories --min-copies 1, "
-        "presswatch story ID, presswatch alerts."
-    )
+    console.print(closing_line(result))
     if without_browser:
         say_what_lacked_a_browser(sources, stats, console)  # again, where it is seen last
     return result
+
+
+def closing_line(result: DemoResult) -> str:
+    """What the demo did and what to run next; the store URL shown without its password."""
+    return (
+        f"{result.total_items} items in {redact_url(result.store_url)} after "
+        f"{result.seconds:.1f} s. Next: presswatch items, presswatch show ID, "
+        "presswatch stories --min-copies 1, presswatch story ID, presswatch alerts."
+    )
 
 
 def say_what_lacked_a_browser(
@@ -289,7 +296,7 @@ def crawl_corpus(store_url: str, console: Console) -> tuple[list[Source], dict[s
                 timeout=CRAWL_TIMEOUT,
             )
         except CrawlFailed as exc:
-            raise DemoError(f"the demo {exc}") from None
+            raise DemoError(redact_password(f"the demo {exc}", store_url)) from None
     return sources, stats
 
 
@@ -422,14 +429,14 @@ def summary_table(
 
 
 def showcase_table(items: list[dict[str, Any]]) -> Table:
+    zone = display_zone()
     table = Table(title=f"Items that mention «{SHOWCASE_TERM}»")
-    table.add_column("published", no_wrap=True, min_width=16)
+    table.add_column(time_header("published", zone), no_wrap=True, min_width=16)
     table.add_column(
         "source", no_wrap=True, min_width=max((len(i["source"]) for i in items), default=6)
     )
     table.add_column("title")
     for item in items:
-        published = item.get("published_at")
-        when = f"{datetime.fromisoformat(published):%Y-%m-%d %H:%M}" if published else "?"
-        table.add_row(when, item["source"], item["title"])
+        when = shown_time(item.get("published_at"), zone, missing="?")
+        table.add_row(when, escape(item["source"]), escape(item["title"]))
     return table

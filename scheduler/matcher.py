@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import product
@@ -578,3 +578,16 @@ def match_item(rules: CompiledRules, item: Mapping[str, Any]) -> dict[str, Any]:
         "rules": [r.name for r in rules.rules if r.name in names],
         "matches": found,
     }
+
+
+def text_search(words: str) -> Callable[[Mapping[str, Any]], bool]:
+    """What `presswatch items --text WORDS` keeps: an item whose title or text matches
+    `words` as a rule's term would (inflected forms, case, ё/е, Kazakh Latin spellings).
+    A ValueError says why `words` cannot be searched (no letter or digit in it)."""
+    from scheduler.rules import Rule
+
+    if not WORD.search(words):
+        msg = f"--text {words!r} has no letter or digit to search for"
+        raise ValueError(msg)
+    rules = compile_rules([Rule(name="text", terms=[words], channels=["none"])])
+    return lambda item: any(rules.match(item.get(field) or "") for field in ("title", "text"))

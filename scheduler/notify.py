@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 TITLE_LENGTH = 200
+URL_LENGTH = 2000
 SNIPPET_MARK = "*"  # around a matched term in a snippet: plain text reads it on every channel
 # Shorter URL parts are hosts, ports and words like "hook", not secrets; scrubbing them
 # would only garble errors.
@@ -87,20 +88,22 @@ def render(alert: dict[str, Any], delivery: dict[str, Any]) -> Message:
     if "subject" in facts:
         return Message(one_line(facts["subject"]), facts.get("body") or "")
     copies = alert.get("copies", 1)
-    title = facts.get("title") or "(untitled)"
-    rule = alert.get("rule") or ""
+    # Every crawled field goes on one line: a title with CR/LF must not fake body lines.
+    title = one_line(facts.get("title") or "(untitled)")
+    rule = one_line(alert.get("rule") or "")
     if delivery.get("kind") == "update":
         subject = f"[presswatch] {rule}: now {copies} copies: {title}"
     else:
         subject = f"[presswatch] {rule}: {title}"
     original = facts.get("original") or {}
-    source = original.get("name") or original.get("source") or "unknown source"
-    when = original.get("published_at") or "time unknown"
+    source = one_line(original.get("name") or original.get("source") or "unknown source")
+    when = one_line(original.get("published_at") or "time unknown")
+    link = one_line(original.get("url") or "", limit=URL_LENGTH)
     lines = [
         f"Rule: {rule}",
-        f"Matched: {', '.join(facts.get('terms') or [])}",
+        f"Matched: {one_line(', '.join(facts.get('terms') or []))}",
         f"Story: {title}",
-        f"Original: {source}, {when}" + (f", {original['url']}" if original.get("url") else ""),
+        f"Original: {source}, {when}" + (f", {link}" if link else ""),
         f"Copies so far: {copies}",
     ]
     if facts.get("snippet"):
@@ -210,8 +213,15 @@ def send(url: str, message: Message, *, key: str, alert_id: str, timeout_s: floa
             )
         shown = scrub(notifier[0].url(privacy=True), secrets)
         logger.debug("sending delivery %s to %s", key, shown)
+        # The message is plain text, said so: apprise then escapes it for each channel's own
+        # format (HTML for e-mail and Telegram, CommonMark for Slack), so crawled titles and
+        # snippets cannot inject markup. Left unsaid, apprise passes it through raw.
         result = notifier.notify(
-            body=message.body, title=message.title, timeout=timeout_s, log_level=logging.DEBUG
+            body=message.body,
+            title=message.title,
+            body_format=apprise.NotifyFormat.TEXT,
+            timeout=timeout_s,
+            log_level=logging.DEBUG,
         )
         lines = [_entry_line(entry, secrets) for entry in result.logs()]
     outcome = classify(bool(result), result.status.name, lines)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -17,8 +16,11 @@ from rich.table import Table
 
 from pipelines.store.keys import parse_instant
 from pipelines.story_index import story_first_seen
+from scheduler.display import compact_table, display_zone, id_width, shown_time, time_header
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from pipelines.story_index import ItemSummary, StoryIndex
 
 PAGE = 200  # story records read per round trip when a view pages through the index
@@ -46,15 +48,11 @@ def copies(record: dict[str, Any]) -> int:
     return sum(member["role"] == "copy" for member in record["members"])
 
 
-def first_seen(record: dict[str, Any]) -> str:
-    """The story's earliest member time, in its page's own time as the timeline shows it
-    (``2019-11-18 17:50``), or "?" when no member has one."""
+def first_seen(record: dict[str, Any], zone: ZoneInfo | None = None) -> str:
+    """The story's earliest member time in the display zone (``2019-11-18 17:50``), or "?"
+    when no member has one."""
     dated = [m["published_at"] for m in record["members"] if m.get("published_at")]
-    return _when(min(dated, key=parse_instant)) if dated else "?"
-
-
-def _when(published_at: str | None) -> str:
-    return f"{datetime.fromisoformat(published_at):%Y-%m-%d %H:%M}" if published_at else "?"
+    return shown_time(min(dated, key=parse_instant), zone) if dated else "?"
 
 
 def find_story(index: StoryIndex, story_or_item_id: str) -> dict[str, Any] | None:
@@ -73,6 +71,12 @@ def iter_stories(index: StoryIndex, min_copies: int = 0) -> Iterator[dict[str, A
     while page := index.latest_stories(limit=PAGE, offset=offset):
         yield from (record for record in page if copies(record) >= min_copies)
         offset += len(page)
+
+
+def count_stories(index: StoryIndex, min_copies: int = 0) -> int:
+    """How many stories have at least `min_copies` copies (every record is read: the ids
+    alone would count stories merged into others)."""
+    return sum(1 for _ in iter_stories(index, min_copies))
 
 
 def top_stories(index: StoryIndex, count: int) -> list[dict[str, Any]]:
@@ -128,24 +132,25 @@ def sources_of(record: dict[str, Any]) -> list[str]:
 
 
 def stories_table(views: list[StoryView], title: str) -> Table:
-    """One row per story: id, first seen, original (source and title), copies, sources."""
-    table = Table(title=title)
-    # Narrow terminals (80 columns) squeeze the fixed columns so sources and title still show.
-    table.add_column("story", no_wrap=True)
-    table.add_column("first seen", no_wrap=True)
-    table.add_column("original", max_width=16, overflow="fold")
-    table.add_column("copies", justify="right", no_wrap=True)
-    table.add_column("sources", min_width=6)
-    table.add_column("title", min_width=6)
+    """One row per story: id, first seen, copies, and its title over the original's source
+    and the other sources; each line ends in "…" where the terminal is too narrow."""
+    zone = display_zone()
+    table = compact_table(title, expand=True)
+    table.add_column("story", no_wrap=True, width=id_width(v.record["id"] for v in views))
+    table.add_column(time_header("first seen", zone), no_wrap=True, width=16)
+    table.add_column("copies", justify="right", no_wrap=True, width=6)
+    table.add_column("title · original → other sources", no_wrap=True, overflow="ellipsis", ratio=1)
     for view in views:
         record = view.record
+        others = [s for s in sources_of(record) if s != record["original"]["source"]]
+        carried = escape(view.original_label()) + (
+            " → " + escape(", ".join(others)) if others else ""
+        )
         table.add_row(
             record["id"],
-            first_seen(record),
-            escape(view.original_label()),
+            first_seen(record, zone),
             str(copies(record)),
-            escape(", ".join(sources_of(record))),
-            escape(view.title()),
+            f"{escape(view.title())}\n[dim]{carried}[/dim]",
         )
     return table
 
@@ -172,13 +177,15 @@ def timeline_table(view: StoryView) -> Table:
     its title (for `presswatch show ID`), which leaves the title room in 80 columns."""
     record = view.record
     original = record["original"]
-    table = Table(
-        title=f"Story {record['id']}: {escape(view.title())}",
+    zone = display_zone()
+    table = compact_table(
+        f"Story {record['id']}: {escape(view.title())}",
         title_justify="left",
         caption=escape(view.url(original["item"])) if original["item"] else None,
         caption_justify="left",
+        leading=1,  # a blank line between members: their titles wrap
     )
-    table.add_column("published", no_wrap=True)
+    table.add_column(time_header("published", zone), no_wrap=True)
     table.add_column("lag", justify="right", no_wrap=True)
     table.add_column("source", no_wrap=True)
     table.add_column("sim", justify="right", no_wrap=True)
@@ -190,7 +197,7 @@ def timeline_table(view: StoryView) -> Table:
         is_original = member["role"] == "original"
         said = credit(member)
         table.add_row(
-            _when(member["published_at"]),
+            shown_time(member["published_at"], zone, missing="?"),
             "original" if is_original else human_lag(member["lag_seconds"]),
             escape(member["source"]),
             "" if is_original else f"{member['similarity']:.2f}",

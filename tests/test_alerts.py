@@ -18,7 +18,13 @@ from typer.testing import CliRunner
 from pipelines.store import open_store
 from pipelines.stories import StoryLinker
 from pipelines.story_index import MemoryStoryIndex
-from scheduler.alerts import deliver_pending, enqueue_notice, run_alert_job, snippet
+from scheduler.alerts import (
+    deliver_pending,
+    digest_alert,
+    enqueue_notice,
+    run_alert_job,
+    snippet,
+)
 from scheduler.cli import app
 from scheduler.rules import RulesFile
 from tests.stories_data import BAIKONUR, demo_items, demo_sources
@@ -219,6 +225,19 @@ def test_digest_sends_one_summary_per_period(store, sources, items, webhook_sink
     (summary,) = webhook_sink.accepted()
     assert "2 stories (hourly digest" in summary.body["title"]
     assert summary.body["message"].count("\n- ") == 1  # two lines
+
+
+def test_a_digest_line_stays_one_line_whatever_the_title() -> None:
+    rule = make_rules({"hook": "json://127.0.0.1:9/hook"}, mode="hourly").rules[0]
+    alert = {
+        "id": "a",
+        "copies": 2,
+        "created_at": "2023-11-14T22:00:00+00:00",
+        "message": {"title": "Байконур\r\nBcc: x@y.example\n- fake line", "terms": ["Байконур"]},
+    }
+    body = digest_alert(rule, "2023-11-14T22:00:00+00:00", [alert], T0)["message"]["body"]
+    assert body.count("\n") == 0
+    assert body.startswith("- Байконур Bcc: x@y.example - fake line (2 copies; Байконур)")
 
 
 def test_notice_is_idempotent_and_delivered(store, webhook_sink) -> None:

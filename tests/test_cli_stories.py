@@ -83,11 +83,12 @@ def test_stories_lists_the_release_with_its_copies(filled: str) -> None:
     result = invoke("stories", "--store", filled)
     assert result.exit_code == 0, result.output
     assert "3 stories" in result.output
-    (row,) = [line for line in result.output.splitlines() if min(BAIKONUR) in line]
-    assert "primeminister" in row
-    assert "aqsu, caravan" in row  # the sources column may wrap after these
+    lines = result.output.splitlines()
+    (at,) = [i for i, line in enumerate(lines) if min(BAIKONUR) in line]
+    row, carried = lines[at], lines[at + 1]  # the title, then who carried it
     assert "2019-07-09" in row
     assert "Первый вице-премьер" in row
+    assert "primeminister → aqsu, caravan, steppe" in carried
 
 
 def test_stories_json_is_one_record_a_line_newest_first(filled: str) -> None:
@@ -115,7 +116,8 @@ def test_story_timeline_shows_lag_similarity_and_credit(filled: str) -> None:
     result = invoke("story", min(BAIKONUR), "--store", filled)
     assert result.exit_code == 0, result.output
     out = result.output
-    lines = [line for line in out.splitlines() if line.startswith("│")]  # the table's rows
+    rule = next(i for i, line in enumerate(out.splitlines()) if line.startswith("───"))
+    lines = out.splitlines()[rule + 1 :]  # the table's rows, under its header
 
     def row_of(item: str) -> int:
         """A member's row: the line above the one with its id (the title's line)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from scheduler.notify import (
     send,
     with_idempotency,
 )
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 ALERT = {
     "id": "baikonur-0123456789abcdef",
@@ -138,3 +142,86 @@ def test_secret_helpers() -> None:
     assert url == "json://h/p?x=1&+Idempotency-Key=a%2Fb&+X-Alert-Id=a"
     assert with_idempotency("mailto://h", "k", "a") == "mailto://h"
     assert classify(False, "NOMATCH", []).permanent
+
+
+HOSTILE = {
+    **ALERT,
+    "rule": "baikonur<b>",
+    "message": {
+        **ALERT["message"],
+        "title": "<script>alert(1)</script> Байконур\r\nBcc: x@y.example",
+        "terms": ["<i>Байконур</i>"],
+        "snippet": "…*Байконур* <img src=x onerror=alert(2)> [link](javascript:alert(3))…",
+        "original": {
+            **ALERT["message"]["original"],
+            "name": "Премьер & <b>министр</b>",
+            "url": 'https://primeminister.kz/ru/news/1?a=1&b="><script>',
+        },
+    },
+}
+
+
+def _no_raw_markup(text: str) -> None:
+    for raw in ("<script", "<img", "baikonur<b>", "<i>", "<b>министр", '"><'):
+        assert raw not in text
+
+
+def _one_mail(smtp_sink) -> EmailMessage:
+    (mail,) = smtp_sink.messages
+    assert "Bcc" not in mail
+    assert "x@y.example" not in str(mail.get("To"))
+    assert "\n" not in mail["Subject"]
+    assert "<script>alert(1)</script>" in mail["Subject"]  # a subject is plain text
+    return mail
+
+
+def test_hostile_fields_reach_a_text_mail_as_text(smtp_sink) -> None:
+    assert send(smtp_sink.url(), render(HOSTILE, DELIVERY), key="h/mail", alert_id="h").ok
+    mail = _one_mail(smtp_sink)
+    assert mail.get_body(preferencelist=("html",)) is None  # text said, text sent
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "Story: <script>alert(1)</script> Байконур Bcc: x@y.example" in text
+
+
+def test_hostile_fields_reach_an_html_mail_escaped(smtp_sink) -> None:
+    url = f"{smtp_sink.url()}&format=html"
+    assert send(url, render(HOSTILE, DELIVERY), key="h/mail", alert_id="h").ok
+    html = _one_mail(smtp_sink).get_body(preferencelist=("html",))
+    assert html is not None
+    content = html.get_content()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in content
+    assert "&amp;&nbsp;&lt;b&gt;министр&lt;/b&gt;" in content
+    _no_raw_markup(content)
+
+
+def test_hostile_fields_reach_telegram_escaped(telegram_at_sink) -> None:
+    url = "tgram://123456:CANARY-TG-hostile/-100200300"
+    assert send(url, render(HOSTILE, DELIVERY), key="h/tg", alert_id="h").ok
+    (got,) = telegram_at_sink.accepted()
+    text = got.body["text"]
+    assert got.body.get("parse_mode", "").upper() in ("HTML", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    _no_raw_markup(text)
+
+
+def test_hostile_fields_reach_the_webhook_as_text(webhook_sink) -> None:
+    url = f"json://127.0.0.1:{webhook_sink.port}/hook"
+    assert send(url, render(HOSTILE, DELIVERY), key="h/hook", alert_id="h").ok
+    (got,) = webhook_sink.accepted()
+    assert "\n" not in got.body["title"]
+    assert "\r" not in got.body["title"]
+    # A JSON webhook is data, not markup: the text arrives as written, on one-line fields.
+    assert "Story: <script>alert(1)</script> Байконур Bcc: x@y.example\n" in got.body["message"]
+
+
+def test_hostile_fields_reach_slack_escaped(webhook_sink, monkeypatch) -> None:
+    from apprise.plugins.slack import NotifySlack
+
+    monkeypatch.setattr(NotifySlack, "webhook_url", f"{webhook_sink.url}/services")
+    url = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
+    assert send(url, render(HOSTILE, DELIVERY), key="h/slack", alert_id="h").ok
+    (got,) = webhook_sink.accepted()
+    text = str(got.body)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;img src=x" in text
+    _no_raw_markup(text)

@@ -15,8 +15,9 @@ from pipelines.store import open_store
 from pipelines.store import sqlite as sqlite_store
 from pipelines.store.base import ItemQuery, StoreError
 from pipelines.store.keys import Keys
-from pipelines.store.redis import RedisStore, redact_url
+from pipelines.store.redis import RedisStore
 from pipelines.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from pipelines.store.urls import redact_url
 from tests.fixtures.redis_server import running_redis_server
 
 if TYPE_CHECKING:

@@ -53,6 +53,9 @@ class ItemQuery:
     until: str | None = None  # ISO 8601; items before
     lang: str | None = None
     text: str | None = None  # words of the title or text, in order; the last may be a prefix
+    # The caller's own test of an item (e.g. the keyword matcher's, which knows inflections
+    # and spellings the word index does not): read newest first until `limit` items pass.
+    keep: Callable[[dict[str, Any]], bool] | None = None
     limit: int = 50
     offset: int = 0
 

@@ -14,6 +14,7 @@ import redis
 
 from pipelines.store.base import ItemQuery, StoreError, text_matcher
 from pipelines.store.keys import DEFAULT_PREFIX, Keys, parse_instant, sort_instant
+from pipelines.store.urls import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -52,21 +53,6 @@ return 1
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def redact_url(url: str) -> str:
-    """`url` with any password (in the authority or a ``password=`` parameter) as ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, hostport = netloc.rpartition("@")
-        username = userinfo.split(":", 1)[0]
-        netloc = f"{username}:***@{hostport}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*:/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def split_prefix(url: str) -> tuple[str, str | None]:
@@ -275,7 +261,7 @@ class RedisStore:
             return self._load(ids)
 
         lang_filter = query.lang if query.source is not None else None
-        if not query.text and lang_filter is None:
+        if not query.text and lang_filter is None and query.keep is None:
             return page(query.offset, query.limit)
         # No index answers this filter, so walk the chosen index newest first.
         needle = text_matcher(query.text) if query.text else None
@@ -284,7 +270,11 @@ class RedisStore:
         start = 0
         while len(matched) < wanted:
             batch = page(start, SCAN_BATCH)
-            matched.extend(item for item in batch if _matches(item, lang_filter, needle))
+            matched.extend(
+                item
+                for item in batch
+                if _matches(item, lang_filter, needle) and (query.keep is None or query.keep(item))
+            )
             if len(batch) < SCAN_BATCH:
                 break
             start += SCAN_BATCH

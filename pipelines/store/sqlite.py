@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sqlite3
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -333,6 +334,14 @@ class SQLiteStore:
         if query.text and WORD.search(query.text):
             self._index_text()
         where, params = item_filters(query)
+        if query.keep is not None:
+            # No index answers the caller's test: stream the filtered rows newest first.
+            rows = self._db.execute(
+                f"SELECT data FROM items{where} ORDER BY sort_time DESC, id DESC",  # noqa: S608 -- the clause holds "?" marks only
+                params,
+            )
+            kept = (item for item in map(json.loads, (row[0] for row in rows)) if query.keep(item))
+            return list(islice(kept, query.offset, query.offset + query.limit))
         rows = self._db.execute(
             f"SELECT data FROM items{where} ORDER BY sort_time DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608 -- the clause holds "?" marks only
             [*params, query.limit, query.offset],
