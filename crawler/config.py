@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crawler.patterns import compile_pattern
+
 M = TypeVar("M", bound=BaseModel)
 BUNDLED_SOURCES = Path(__file__).with_name("sources.yaml")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -50,6 +52,7 @@ class Listing(Strict):
     """A listing page: article links matching `link_pattern`, following `next` pages."""
 
     url: str
+    # Python re syntax, run on RE2 in linear time (crawler/patterns.py)
     link_pattern: str = Field(description="regular expression an article URL must match")
     next_pattern: str | None = Field(
         default=None, description="regular expression of the next listing page's URL"
@@ -61,12 +64,9 @@ class Listing(Strict):
 
     @field_validator("link_pattern", "next_pattern")
     @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
+    def _runs_on_re2(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
+            compile_pattern(value)  # PatternError is a ValueError: refused with file:line
         return value
 
 
