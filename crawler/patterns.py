@@ -84,8 +84,8 @@ def _ranges(code_points: list[int]) -> str:
     return "".join(_char(a) if a == b else f"{_char(a)}-{_char(b)}" for a, b in spans)
 
 
-@cache
 def _every_character() -> str:
+    # 17 MB as a str (four bytes a character): built when needed, never kept
     return "".join(map(chr, range(MAX_CODE_POINT + 1)))
 
 
