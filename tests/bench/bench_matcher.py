@@ -9,7 +9,8 @@ times are CPU seconds of this process, best of three.
 First comes the scaling case, which needs no data (``... bench_matcher hits`` runs it alone):
 one synthetic item with 10k, 20k and 50k hits of watched terms (with an exclude and a near
 rule), timed in the same run. The 50k time over the 10k time is about 5 when matching is
-linear in the hits; it was RATIO_BEFORE when each hit was compared with every kept one.
+linear in the hits; it was 33.5 (3.1 s, 20 s, 104 s) when each hit was compared with
+every kept one.
 """
 
 from __future__ import annotations
