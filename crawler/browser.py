@@ -58,7 +58,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import re
 import socket
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -79,6 +78,7 @@ from scrapy_playwright.handler import BrowserContextWrapper, ScrapyPlaywrightDow
 from scrapy_playwright.page import PageMethod
 
 from crawler.egress import EgressPolicy, ip_literal
+from crawler.patterns import compile_pattern
 from crawler.spiders.portal import KIND
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def over_limit(received: int, limit: int) -> bool:
 
 
 def matching_links(hrefs: list[str], link_pattern: str) -> int:
-    pattern = re.compile(link_pattern)
+    pattern = compile_pattern(link_pattern)  # RE2: linear in each link
     return len({href for href in hrefs if pattern.search(href)})
 
 

@@ -9,7 +9,6 @@ reach other hosts (XXE) nor blow up memory (billion laughs).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,6 +17,8 @@ from urllib.parse import urljoin
 import lxml.etree
 import lxml.html
 from scrapy.utils.gz import gunzip
+
+from crawler.patterns import compile_pattern
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_UNZIPPED = 50 * 1024 * 1024  # the sitemaps protocol caps a sitemap at 50 MB
@@ -159,14 +160,15 @@ def parse_listing(
     encoding: str = "utf-8",
 ) -> ListingLinks:
     """Links of a listing page that match `link_pattern` (in page order, each once), and
-    the first link that matches `next_pattern`."""
+    the first link that matches `next_pattern`. The patterns run on RE2, in time linear in
+    each link (crawler/patterns.py)."""
     if isinstance(body, bytes):
         body = body.decode(encoding, errors="replace")
     if not body.strip():
         return ListingLinks([], None)
     document = lxml.html.fromstring(body, base_url=base_url)
-    article_re = re.compile(link_pattern)
-    next_re = re.compile(next_pattern) if next_pattern else None
+    article_re = compile_pattern(link_pattern)
+    next_re = compile_pattern(next_pattern) if next_pattern else None
     seen: set[str] = set()
     articles: list[Found] = []
     next_page = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -27,6 +29,30 @@ def test_a_broken_sources_file_is_refused_with_its_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"{bad}:3: sources[0].kind" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_pattern_re2_cannot_run_is_refused_before_crawling(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text(
+        "sources:\n  - name: x\n    kind: media\n    domains: [x.kz]\n    discovery:\n"
+        "      listings:\n        - url: https://x.kz/news/\n"
+        "          link_pattern: '^https://x\\.kz/(\\w+)/\\1$'\n",
+        encoding="utf-8",
+    )
+    presswatch = str(Path(sys.executable).with_name("presswatch"))
+    done = subprocess.run(
+        [presswatch, "crawl", "--sources", str(bad), "--store", f"sqlite:///{tmp_path}/pw.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()  # one line: RE2's own logging is off
+    assert f"{bad}:8: sources[0].discovery.listings[0].link_pattern: a backreference" in line
+    assert "cannot run in linear time" in line
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "pw.db").exists()
 
 
 def test_an_unknown_store_scheme_is_refused() -> None:

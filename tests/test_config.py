@@ -82,6 +82,13 @@ def test_a_good_file_gives_typed_sources(tmp_path: Path) -> None:
             "listings: [{url: 'https://akorda.kz', link_pattern: '(unclosed'}]",
             ":6: sources[0].discovery.listings[0].link_pattern: not a valid regular expression",
         ),
+        (
+            "feeds: [https://www.akorda.kz/ru/rss]",
+            "listings:\n        - url: https://akorda.kz\n          link_pattern: '/news/'\n"
+            "          next_pattern: '^https://akorda\\.kz/(\\w+)/\\1$'",
+            ":9: sources[0].discovery.listings[0].next_pattern: a backreference (\\1, (?P=name)) "
+            "cannot run in linear time",
+        ),
         ("name: akorda", "name: Akorda Office", ":2: sources[0].name: String should match"),
         ("domains: [akorda.kz]", "domains: [akorda.kz\n", "not valid YAML"),
     ],

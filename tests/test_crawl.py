@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import psutil
 import pytest
@@ -180,6 +181,28 @@ def test_max_items_caps_the_articles_fetched(portal: ReplayServer, tmp_path: Pat
 
 
 @pytest.mark.timeout(60)
+def test_a_catastrophic_link_pattern_does_not_stall_the_crawl(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    """Under Python's re, `(a+)+$` backtracks for days on a long `https://x.kz/aaa…!` link,
+    holding the GIL so that neither CLOSESPIDER_TIMEOUT nor SIGTERM gets a turn. On RE2 the
+    listing is read at once: the crawl finishes by itself, not by its time limit."""
+    trap = [f"https://x.kz/{'a' * length}!" for length in (40, 100, 1000)]
+    wanted = fault_server.url("/article/aaaa")
+    listing = fault_server.url("/links?" + urlencode([("href", h) for h in [*trap, wanted]]))
+    source = {
+        "name": "trap",
+        "kind": "media",
+        "domains": ["127.0.0.1"],
+        "discovery": {"listings": [{"url": listing, "link_pattern": "(a+)+$"}]},
+    }
+    sources = write_sources(tmp_path / "sources.yaml", source)
+    stats = run_crawl(sources, f"sqlite:///{tmp_path}/pw.db")["trap"]
+    assert stats["finish_reason"] == "finished"
+    assert stats["discovery/listing_links"] == 1  # the one link that ends in a's
+    assert len(fault_server.hits("/article/aaaa")) == 1
+
+
 def test_scrapy_crawl_portal_from_the_repo_root(portal: ReplayServer, tmp_path: Path) -> None:
     sources = write_sources(tmp_path / "sources.yaml", portal.source_config(PORTAL))
     command = ["scrapy", "crawl", "portal", "-a", f"source={PORTAL}"]

@@ -290,3 +290,38 @@ def test_rules_compile_every_term_into_the_scan() -> None:
     compiled = compile_rules(load_rules(resolve_secrets=False).rules)
     assert {"байконур", "байқоңыр", "baikonur", "байтерек", "бәйтерек"} <= set(compiled.literals)
     assert not any(re.fullmatch(r"байк\w{0,2}", literal) for literal in compiled.literals)
+
+
+REPEATED = (
+    "Раз два три четыре пять шесть. Минфин России сообщил. Министерство финансов "
+    "Казахстана и Минфин утвердили бюджет. О финансов положении. Далее бюджет без "
+    "контекста: раз два три четыре пять шесть. "
+)
+
+
+def test_a_big_item_gives_each_copy_the_matches_of_one() -> None:
+    """Exclude, near and longer-hit-wins are decided in one pass over the hits: a page that
+    repeats a paragraph 2,000 times gives that paragraph's matches, moved, at every copy
+    (each copy's words before and after are out of the near window of the next)."""
+    compiled = compile_rules(
+        [
+            rule(
+                "minfin",
+                terms=["Министерство финансов", "Министерство", "финансов", "Минфин"],
+                exclude=["Минфин России"],
+            ),
+            rule("budget", terms=["бюджет"], near={"terms": ["Минфин"], "window": 3}),
+        ]
+    )
+    one = [(m.rule, m.start, m.end, m.text) for m in compiled.match(REPEATED)]
+    # as the matcher gave them before it was made linear
+    assert one == [
+        ("minfin", 54, 75, "Министерство финансов"),  # not also "Министерство", "финансов"
+        ("minfin", 89, 95, "Минфин"),  # "Минфин России" is excluded
+        ("budget", 106, 112, "бюджет"),  # the second "бюджет" has no Минфин near it
+        ("minfin", 116, 124, "финансов"),
+    ]
+    copies = 2_000
+    many = [(m.rule, m.start, m.end, m.text) for m in compiled.match(REPEATED * copies)]
+    step = len(REPEATED)
+    assert many == [(r, s + k * step, e + k * step, t) for k in range(copies) for r, s, e, t in one]

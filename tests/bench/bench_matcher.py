@@ -5,6 +5,12 @@ test suite). The baseline, measured in the same run over the same documents, is 
 `re` alternation of the same literal prefixes over lower-cased text: what a matcher without
 normalisation, inflection checks or spans would cost. MB are UTF-8 bytes of the input;
 times are CPU seconds of this process, best of three.
+
+First comes the scaling case, which needs no data (``... bench_matcher hits`` runs it alone):
+one synthetic item with 10k, 20k and 50k hits of watched terms (with an exclude and a near
+rule), timed in the same run. The 50k time over the 10k time is about 5 when matching is
+linear in the hits; it was 33.5 (3.1 s, 20 s, 104 s) when each hit was compared with
+every kept one.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scheduler.matcher import compile_rules, normalize
-from scheduler.rules import Rule, load_rules
+from scheduler.rules import Near, Rule, load_rules
 
 NEWS_DAY = Path("/work/shared/data/news_2019-11-18/docs")
 PASSES = 3
@@ -106,7 +112,61 @@ def emit(record: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
+HIT_COUNTS = (10_000, 20_000, 50_000)
+# The sentences of the synthetic item, in turn: hits of both rules, one vetoed by an exclude,
+# the near rule's hits with their context within the window.
+HIT_SENTENCES = (
+    "Минфин сообщил о бюджете на следующий год.",
+    "Министерство финансов утвердило бюджет.",
+    "Минфин России прокомментировал решение.",
+    "В бюджете заложены расходы, сказали в Минфине.",
+)
+
+
+def hit_rules() -> list[Rule]:
+    return [
+        Rule(name="minfin", terms=["Минфин", "Министерство финансов"], exclude=["Минфин России"],
+             channels=["console"]),
+        Rule(name="budget", terms=["бюджет"], near=Near(terms=["Минфин"], window=8),
+             channels=["console"]),
+    ]  # fmt: skip
+
+
+def hits_scaling() -> None:
+    """Seconds to match one item as its hits grow: linear means time in proportion."""
+    compiled = compile_rules(hit_rules())
+    seconds = {}
+    for count in HIT_COUNTS:
+        # six hits are kept in each round of the four sentences (Минфин России is vetoed)
+        sentences = count * len(HIT_SENTENCES) // 6
+        text = " ".join(HIT_SENTENCES[i % len(HIT_SENTENCES)] for i in range(sentences))
+        found = len(compiled.match(text))
+        seconds[count] = timed(lambda text=text: compiled.match(text), repeat=2)
+        emit(
+            {
+                "bench": "matcher_hits",
+                "hits": found,
+                "mb": round(len(text.encode("utf-8")) / 1e6, 2),
+                "seconds": round(seconds[count], 3),
+                "us_per_hit": round(seconds[count] / found * 1e6, 1),
+            }
+        )
+    low, high = HIT_COUNTS[0], HIT_COUNTS[-1]
+    emit(
+        {
+            "bench": "matcher_hits_ratio",
+            "what": f"time for {high} hits / time for {low} hits",
+            "ratio": round(seconds[high] / seconds[low], 2),
+            "linear": high / low,
+            "quadratic": (high / low) ** 2,
+        }
+    )
+
+
 def main() -> None:
+    hits_scaling()
+    if sys.argv[1:] == ["hits"]:
+        return
     texts = news_texts() * PASSES
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     rules = bench_rules()
