@@ -192,6 +192,8 @@ def demo(
     from scheduler.demo import DemoError, run_demo, serve_demo
 
     store_url = store or store_url_from_env()
+    with opened_store(store_url, create=True):
+        pass  # a wrong --store fails now, not after the portals were served and crawled
     if serve:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -296,7 +296,7 @@ def crawl_corpus(store_url: str, console: Console) -> tuple[list[Source], dict[s
                 timeout=CRAWL_TIMEOUT,
             )
         except CrawlFailed as exc:
-            raise DemoError(redact_password(f"the demo {exc}", store_url)) from None
+            raise DemoError(redact_password(f"crawling the replay: {exc}", store_url)) from None
     return sources, stats
 
 

@@ -300,7 +300,11 @@ def test_a_bad_time_option_names_the_option_and_the_format(
 READING = [["items"], ["show", "x"], ["export"], ["stories"], ["status"], ["alerts"]]
 
 
-@pytest.mark.parametrize("command", [*READING, ["crawl", "akorda"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [*READING, ["crawl", "akorda"], ["demo"], ["demo", "--serve"], ["run"]],
+    ids=" ".join,
+)
 def test_a_store_in_a_missing_directory_is_refused_and_not_made(
     tmp_path: Path, command: list[str]
 ) -> None:
