@@ -67,6 +67,10 @@ LIGHT_EXECUTOR = "light"  # health and alerts: never queued behind long crawls
 JITTER_FRACTION = 0.05  # of a source's poll interval, so sources do not fire in step
 JITTER_MAX_S = 60.0
 KILL_WAIT_S = 5.0
+# After the grace, stopping the crawls takes at most this long (SIGTERM, SIGKILL, repeated
+# for a crawl whose job started it meanwhile); a supervisor's stop timeout must outlast
+# stop_timeout plus this.
+STOP_CRAWLS_BOUND_S = 3 * KILL_WAIT_S
 EXIT_LOST_LEAD = 3
 CRAWL_MODULE = "crawler.run"
 CRAWL_JOB = "scheduler.jobs:crawl_source"
@@ -368,7 +372,7 @@ def stop_crawls(grace: float, jobs_running: Callable[[], bool] = lambda: False) 
     while (running_crawls() or jobs_running()) and time.monotonic() < deadline:
         psutil.wait_procs(running_crawls(), timeout=0.2)
         time.sleep(0.05)  # a job between its start and its crawl's
-    give_up = time.monotonic() + 3 * KILL_WAIT_S
+    give_up = time.monotonic() + STOP_CRAWLS_BOUND_S
     while (running_crawls() or jobs_running()) and time.monotonic() < give_up:
         crawls = running_crawls()
         if crawls:

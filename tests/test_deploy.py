@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from crawler.telemetry import SECRET_ENV_NAME
-from scheduler.service import KILL_WAIT_S, ServiceConfig
+from scheduler.service import STOP_CRAWLS_BOUND_S, ServiceConfig
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 DATA_DIR = "/var/lib/presswatch"
@@ -59,7 +59,7 @@ def crawl_stop_bound() -> float:
     """How long the service may take to stop: the crawls' grace, then SIGTERM and SIGKILL
     waits (scheduler.service.stop_crawls)."""
     defaults = {f.name: f.default for f in dataclasses.fields(ServiceConfig)}
-    return float(defaults["stop_timeout"]) + 2 * KILL_WAIT_S
+    return float(defaults["stop_timeout"]) + STOP_CRAWLS_BOUND_S
 
 
 def env_file(path: Path) -> dict[str, tuple[str, bool]]:
