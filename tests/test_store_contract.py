@@ -593,6 +593,8 @@ def test_redis_warns_when_it_may_lose_data(
         ("redis://h:6379/0?password=secret&prefix=pw:", "redis://h:6379/0?password=***&prefix=pw:"),
         ("redis://h:6379/0", "redis://h:6379/0"),
         ("rediss://user@h:6380/1", "rediss://user@h:6380/1"),
+        ("sqlite:///presswatch.db", "sqlite:///presswatch.db"),
+        ("sqlite:////var/lib/presswatch/pw.db", "sqlite:////var/lib/presswatch/pw.db"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:

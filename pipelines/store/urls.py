@@ -14,7 +14,10 @@ PASSWORD_PARAM = "password"  # noqa: S105 -- a query key: redis-py reads ?passwo
 
 
 def redact_url(url: str) -> str:
-    """`url` with any password (in the authority or a ``password=`` parameter) as ``***``."""
+    """`url` with any password (in the authority or a ``password=`` parameter) as ``***``;
+    a URL without one as it is (``urlunsplit`` would turn ``sqlite:///x`` into ``sqlite:/x``)."""
+    if not passwords(url):
+        return url
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password is not None:
