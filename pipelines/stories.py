@@ -66,7 +66,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from crawler.items import item_id
+from crawler.urls import canonical_host
 from pipelines.attribution import AliasIndex, Citation, find_citations
+from pipelines.organisations import directory
 from pipelines.similarity import (
     NAMES_SHARED,
     article_signature,
@@ -79,7 +81,7 @@ from pipelines.twins import TWIN_LANGUAGES, are_twins, twin_score
 from pipelines.twins import fingerprint as name_fingerprint
 
 if TYPE_CHECKING:
-    from crawler.config import Source
+    from crawler.config import Organisation, Source
 
 logger = logging.getLogger(__name__)
 
@@ -89,27 +91,32 @@ SIMILARITY_DIGITS = 3
 ONE_DAY = timedelta(days=1)
 # Members whose credits are remembered (their texts are the cache's keys: ~10 MB of news)
 CITATIONS_CACHED = 256
+# Among cited bodies cited equally often: the agency before the outlet that quotes it.
+KIND_RANK = {"official": 0, "international": 1, "agency": 2, "media": 3}
 
 
 # --- sources ----------------------------------------------------------------------------------
 
 
 class SourceCatalog:
-    """The configured sources as story assembly asks about them: kind, domain, publisher."""
+    """The configured sources and the directory of organisations as story assembly asks
+    about them: kind, address, publisher.
 
-    def __init__(self, sources: Iterable[Source], aliases: AliasIndex | None = None) -> None:
+    `organisations`: the directory's entries (default: the bundled directory,
+    `pipelines.organisations.directory`); pass ``()`` for the crawl sources alone.
+    """
+
+    def __init__(
+        self,
+        sources: Iterable[Source],
+        aliases: AliasIndex | None = None,
+        organisations: Iterable[Organisation] | None = None,
+    ) -> None:
         self.sources = {source.name: source for source in sources}
-        self.aliases = aliases or AliasIndex.from_sources(self.sources.values())
-        # Longest domain first, so kaz.zakon.kz is zakon-kaz and not zakon.
-        self._domains = sorted(
-            (
-                (domain, source.name)
-                for source in self.sources.values()
-                for domain in source.domains
-            ),
-            key=lambda entry: len(entry[0]),
-            reverse=True,
-        )
+        if aliases is None:
+            entries = directory() if organisations is None else organisations
+            aliases = AliasIndex.from_sources(self.sources.values(), entries)
+        self.aliases = aliases
         self._publisher: dict[str, str] = {name: name for name in self.sources}
         for a in self.sources.values():
             for b in self.sources.values():
@@ -136,21 +143,29 @@ class SourceCatalog:
     def same_publisher(self, a: str | None, b: str | None) -> bool:
         return a is not None and b is not None and self._root(a) == self._root(b)
 
-    def kind(self, name: str) -> str | None:
-        source = self.sources.get(name)
-        return source.kind if source else None
+    def kind(self, key: str) -> str | None:
+        """The kind of a crawl source (by name) or of a directory entry (by address)."""
+        party = self.aliases.parties.get(key)
+        return party.kind if party else None
 
-    def domain(self, name: str) -> str | None:
-        source = self.sources.get(name)
-        return source.domains[0] if source else None
+    def domain(self, key: str) -> str | None:
+        """Where a crawl source or directory entry publishes (gov.kz bodies: host and path)."""
+        return self.aliases.address(key)
+
+    def title(self, key: str) -> str:
+        party = self.aliases.parties.get(key)
+        return party.title if party else key
 
     def source_of_url(self, url: str) -> str:
-        """The source that owns `url`'s host, or the bare host when none does."""
-        host = (urlsplit(url).hostname or "").lower().rstrip(".")
-        for domain, name in self._domains:
-            if host == domain or host.endswith("." + domain):
-                return name
-        return host
+        """The source or directory entry whose site holds `url` (on a shared host such as
+        gov.kz, by the path), or the bare host when none does."""
+        return self.aliases.source_of_url(url) or canonical_host(urlsplit(url).hostname or "")
+
+    def key_of(self, summary: ItemSummary) -> str:
+        """Whose item it is: its source when the catalog knows it, else the owner of its URL."""
+        if summary.source in self.aliases.parties or not summary.url:
+            return summary.source
+        return self.aliases.source_of_url(summary.url) or summary.source
 
 
 # --- the assembled story ----------------------------------------------------------------------
@@ -257,6 +272,7 @@ def _citation_dict(citation: Citation) -> dict[str, Any]:
         "source": citation.source,
         "name": citation.name,
         "family": citation.family,
+        "address": citation.address,
     }
 
 
@@ -268,14 +284,18 @@ def link_view(record: dict[str, Any]) -> dict[str, Any]:
         "id": record["id"],
         "original": {
             "item": original["item"],
-            "source": original["source"] or original["domain"] or original["name"],
+            "source": original["domain"] or original["source"] or original["name"],
         },
         "members": [
             {
                 "item": member["item"],
                 "role": member["role"],
                 "cites": [
-                    {k: cite[k] for k in ("phrase", "start", "end", "source")}
+                    {
+                        **{k: cite[k] for k in ("phrase", "start", "end")},
+                        # where the cited body publishes, else the name as cited
+                        "source": cite.get("address") or cite["source"] or cite["name"],
+                    }
                     for cite in member["cites"]
                 ],
                 "unattributed": member["unattributed"],
@@ -318,41 +338,47 @@ def _others_cited(
     summary: ItemSummary, citations: Sequence[Citation], catalog: SourceCatalog
 ) -> list[Citation]:
     """Citations of anyone but the member's own publisher."""
-    return [c for c in citations if not catalog.same_publisher(c.source, summary.source)]
+    own = catalog.key_of(summary)
+    return [c for c in citations if not catalog.same_publisher(c.source, own)]
 
 
 def _choose_original(
     members: Sequence[ItemSummary], cites: dict[str, list[Citation]], catalog: SourceCatalog
 ) -> Original:
-    official = [m for m in members if catalog.kind(m.source) == "official"]
+    official = [m for m in members if catalog.kind(catalog.key_of(m)) == "official"]
     if official:
         return _item_original(_earliest(official), catalog)
     citing: Counter[str] = Counter()
     for member in members:
         citing.update({c.source for c in cites[member.id] if c.source is not None})
     if citing:
-        # Most cited first; among equals an official source, then the name, for a stable choice.
-        cited = min(citing, key=lambda s: (-citing[s], catalog.kind(s) != "official", s))
-        collected = [m for m in members if m.source == cited]
+        # An official body cited first (outlets cite it, not it them); then the most cited;
+        # among equals by kind (an agency before the outlet quoting it), then the key.
+        cited = min(
+            citing,
+            key=lambda s: (
+                catalog.kind(s) != "official",
+                -citing[s],
+                KIND_RANK.get(catalog.kind(s) or "", len(KIND_RANK)),
+                s,
+            ),
+        )
+        collected = [m for m in members if catalog.key_of(m) == cited]
         if collected:
             return _item_original(_earliest(collected), catalog)
-        source = catalog.sources.get(cited)
         return Original(
-            item=None,
-            source=cited,
-            name=(source.title or source.name) if source else cited,
-            domain=catalog.domain(cited),
+            item=None, source=cited, name=catalog.title(cited), domain=catalog.domain(cited)
         )
     return _item_original(_earliest(members), catalog)
 
 
 def _item_original(summary: ItemSummary, catalog: SourceCatalog) -> Original:
-    source = catalog.sources.get(summary.source)
+    key = catalog.key_of(summary)
     return Original(
         item=summary.id,
         source=summary.source,
-        name=(source.title or source.name) if source else summary.source,
-        domain=catalog.domain(summary.source) or urlsplit(summary.url).hostname,
+        name=catalog.title(key),
+        domain=catalog.domain(key) or canonical_host(urlsplit(summary.url).hostname or "") or None,
         published_at=summary.published_at,
     )
 
@@ -412,7 +438,7 @@ def assemble_story(
     original = _choose_original(ordered, cites, catalog)
     reference = by_id[original.item] if original.item else ordered[0]
     original_instant = _instant(reference.published_at) if original.item else None
-    official_original = original.item is not None and catalog.kind(reference.source) == "official"
+    original_key = catalog.key_of(reference) if original.item else original.source
     assembled = []
     for summary in ordered:
         role = ORIGINAL if summary.id == original.item else COPY
@@ -424,10 +450,8 @@ def assemble_story(
         )
         unattributed = (
             role == COPY
-            and official_original
             and not cites[summary.id]
-            and not catalog.same_publisher(summary.source, original.source)
-            and same_story(summary, reference).reason == "near_duplicate"
+            and not catalog.same_publisher(catalog.key_of(summary), original_key)
         )
         assembled.append(
             Member(
@@ -452,9 +476,14 @@ def assemble_story(
 class StoryLinker:
     """Links items into stories through a `StoryIndex` (see the module docstring)."""
 
-    def __init__(self, index: StoryIndex, sources: Iterable[Source]) -> None:
+    def __init__(
+        self,
+        index: StoryIndex,
+        sources: Iterable[Source],
+        organisations: Iterable[Organisation] | None = None,
+    ) -> None:
         self.index = index
-        self.catalog = SourceCatalog(sources)
+        self.catalog = SourceCatalog(sources, organisations=organisations)
         self._publishers = self.catalog.publishers()
 
     def summary(self, item: dict[str, Any]) -> ItemSummary:
@@ -555,10 +584,15 @@ class StoryLinker:
         return story
 
 
-def link_items(items: Iterable[dict[str, Any]], sources: Iterable[Source]) -> dict[str, Any]:
+def link_items(
+    items: Iterable[dict[str, Any]],
+    sources: Iterable[Source],
+    organisations: Iterable[Organisation] | None = None,
+) -> dict[str, Any]:
     """Link `items` offline (the pipeline's code over a `MemoryStoryIndex`) and return
-    ``{"stories": [...]}`` in the shape of `link_view`, every item in exactly one story."""
-    linker = StoryLinker(MemoryStoryIndex(), sources)
+    ``{"stories": [...]}`` in the shape of `link_view`, every item in exactly one story.
+    `organisations`: the directory (default: the bundled one)."""
+    linker = StoryLinker(MemoryStoryIndex(), sources, organisations)
     latest: dict[str, Story] = {}
     for item in items:
         update = linker.link(item)
