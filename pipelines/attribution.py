@@ -133,6 +133,7 @@ KK_LETTERS = str.maketrans("әғқңөұүһі", "агкноуухи")
 KK_SPECIFIC = re.compile(r"[әғқңөұүһі]")
 MIN_KK_STEM = 3
 MIN_PREFIX = 4
+KAZAKH_MARK = "~"  # no token holds it (ALIAS_TOKEN)
 QUOTES = str.maketrans(dict.fromkeys('«»"„“”'))
 ALIAS_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)+|[^\W_]+")
 CYRILLIC = re.compile(r"[а-яё]")
@@ -152,14 +153,16 @@ def _strip_kazakh_endings(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def fold_word(word: str) -> str:
-    """One inflection-insensitive key per word: ru/en snowball stem, Kazakh endings stripped."""
+    """One inflection-insensitive key per word: ru/en snowball stem, Kazakh endings stripped
+    (a Kazakh key ends in KAZAKH_MARK, so that only Kazakh keys meet by prefix)."""
     word = word.replace("ё", "е")
     if "." in word:  # a domain is its own key
         return word
-    if KK_SPECIFIC.search(word):
+    kazakh = bool(KK_SPECIFIC.search(word))
+    if kazakh:
         word = _strip_kazakh_endings(word).translate(KK_LETTERS)
     language = "russian" if CYRILLIC.search(word) else "english"
-    return stemmer(language).stemWord(word)
+    return stemmer(language).stemWord(word) + (KAZAKH_MARK if kazakh else "")
 
 
 def fold_name(name: str) -> tuple[str, ...]:
@@ -169,23 +172,16 @@ def fold_name(name: str) -> tuple[str, ...]:
 
 
 def _same_word(a: str, b: str) -> bool:
-    # Kazakh endings are ambiguous ("үкіметі" loses "ті" or "і"), so a key that starts
-    # another of at least MIN_PREFIX letters counts as the same word.
+    # Kazakh endings are ambiguous ("үкіметі" loses "ті" or "і"), so a Kazakh key that
+    # starts another key of at least MIN_PREFIX letters, or that another starts, counts as
+    # the same word. Russian and English stems meet only when equal: by prefix, "Степь"
+    # would be "Степной" and "Ведомости" "ведомства".
     if a == b:
         return True
-    shorter, longer = sorted((a, b), key=len)
+    if KAZAKH_MARK not in a and KAZAKH_MARK not in b:
+        return False
+    shorter, longer = sorted((a.rstrip(KAZAKH_MARK), b.rstrip(KAZAKH_MARK)), key=len)
     return len(shorter) >= MIN_PREFIX and longer.startswith(shorter)
-
-
-def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
-    width = len(needle)
-    return any(
-        all(
-            _same_word(word, want)
-            for word, want in zip(haystack[i : i + width], needle, strict=True)
-        )
-        for i in range(len(haystack) - width + 1)
-    )
 
 
 def _bucket(word: str) -> str:
