@@ -246,7 +246,7 @@ class Organisation(Strict):
     aliases: list[str] = Field(default_factory=list)
     domain: str | None = None
     gov_kz_path: str | None = Field(default=None, pattern=r"^memleket/entities/[a-z0-9_-]+$")
-    group: Literal["akimat", "police", "court", "prosecutor", "ministry"] | None = None
+    group: Literal["akimat", "court", "prosecutor", "ministry"] | None = None
     places: list[str] = Field(default_factory=list)
 
     @field_validator("domain")

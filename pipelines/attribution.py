@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from crawler.urls import canonical_host
 from pipelines.stemming import stemmer
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ REPORTER = (
 RU_SAYS = r"\b(?:[Сс]ообща(?:ет|ют)|[Пп]ереда(?:ет|ёт|ют)|[Пп]ишет|[Ии]нформирует)\s+"
 RU_AS_REPORTED = r"\bкак\s+(?:сообщили|сообщает|сообщило|сообщила|передает|передаёт|отметили)"
 RU_REPORTED_IN = r"\b(?:сообщили|рассказали|заявили|пояснили|отметили)"
+# "Об этом сообщил министр сельского хозяйства", "МИД РФ сообщил": weak, kept when a body
+RU_SAID = r"сообщил[аои]?|заявил[аои]?|рассказал[аои]?|уточнил[аои]?"
+RU_SITE = r"сообщает|сообщается\s+на|указанной\s+на|опубликовано\s+на"
 KK_SAYS = r"\b(?:деп\s+)?(?:хабарлайды|хабарлады|жазады)\s+"
 KK_ACCORDING_TO = r"мәліметінше|мәліметіне\s+сәйкес|хабарлауынша|хабарлауына\s+сәйкес"
 
@@ -84,35 +88,24 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("ru_in_reported", rf"\b[Вв]о?{GAP}{NAME}{GAP}{RU_REPORTED_IN}\b"),
         ("ru_press_service", rf"\bпресс-служб[аыеуо]й?{GAP}{NAME}"),
         ("kk_reported", r"(?P<verb>\b(?:хабарлады|хабарлайды|мәлімдеді|мәлімдейді)\b)"),
+        ("ru_site", rf"\b(?:{RU_SITE})\s+(?:официальн\w+\s+)?(?:сайте?|странице)\s+{NAME}"),
+        ("ru_said_by", rf"\b(?:{RU_SAID})\s+{NAME}"),
+        ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID})\b)"),
     )
 )
-WEAK = frozenset({"ru_in_reported", "ru_press_service", "kk_reported"})
+WEAK = frozenset(
+    {"ru_in_reported", "ru_press_service", "kk_reported", "ru_said_by", "ru_subject_said"}
+)
 # Stems of the words that make a name a body's ("пресс-служба ведомства", "баспасөз
 # қызметі"), folded at import; a weak family's unknown name must hold one.
 BODY_WORDS = (
-    "пресс",
-    "служба",
-    "министерство",
-    "ведомство",
-    "департамент",
-    "управление",
-    "акимат",
-    "комитет",
-    "агентство",
-    "полиция",
-    "прокуратура",
-    "суд",
-    "правительство",
-    "баспасөз",
-    "министрлік",
-    "әкімдік",
-    "басқарма",
-    "комитеті",
-    "агенттік",
-    "қызметі",
-    "полициясы",
+    *("пресс", "служба", "министерство", "ведомство", "департамент", "управление", "акимат"),
+    *("комитет", "агентство", "полиция", "прокуратура", "суд", "правительство", "баспасөз"),
+    *("министрлік", "әкімдік", "басқарма", "комитеті", "агенттік", "қызметі", "полициясы"),
+    *("представитель", "министр", "пресс-секретарь"),
 )
 # A photo or video credit ("Фото: пресс-служба акимата") credits a picture, not the text.
+NAMED_DOMAIN = re.compile(DOMAIN, re.IGNORECASE)
 PHOTO_CREDIT = re.compile(r"(?:фото|photo|сурет|видео|video|кадр)\w*[^\n]{0,40}$", re.IGNORECASE)
 
 # Kazakh case and possessive endings, longest first; stripped before stemming so that
@@ -247,6 +240,8 @@ class AliasIndex:
                 index._groups.setdefault(key, organisation.group)
             for name in (*organisation.cited_names(), organisation.domain or ""):
                 index._add_name(name, key)
+            for name in _ministers(organisation):
+                index._add_name(name, key)
             for place in organisation.places:
                 folded = fold_name(place)
                 if folded:
@@ -334,6 +329,18 @@ class AliasIndex:
         return party.address if party else None
 
 
+def _ministers(organisation: Organisation) -> list[str]:
+    """ "министр сельского хозяйства" for "Министерство сельского хозяйства": what a minister
+    says credits the ministry."""
+    names = []
+    ru, kk = organisation.names.ru or "", organisation.names.kk or ""
+    if ru.startswith("Министерство "):
+        names.append("министр " + ru.removeprefix("Министерство "))
+    if kk.endswith(" министрлігі"):
+        names.append(kk.removesuffix(" министрлігі") + " министрі")
+    return names
+
+
 def _owner(address: str, sites: Iterable[tuple[str, str, str]]) -> str | None:
     """The crawl source whose site holds `address` (a domain, or gov.kz and a path)."""
     host, path = _split_site(address)
@@ -348,8 +355,8 @@ def _owner(address: str, sites: Iterable[tuple[str, str, str]]) -> str | None:
 # Words of a reference to a kind of body rather than to one body: "пресс-служба акимата"
 # is the akimat the text names. Folded like names at import.
 GENERIC_WORDS = {
-    "akimat": ("акимат", "аким", "мэрия", "әкімдік", "әкім", "akimat", "akim", "mayor"),
-    "police": ("полиция", "полицейские", "ДП", "ПД", "police"),
+    # УВП: the akimat's department of internal policy
+    "akimat": ("акимат", "аким", "мэрия", "әкімдік", "әкім", "akimat", "akim", "mayor", "УВП"),
     "court": ("суд", "сот", "court"),
     "prosecutor": ("прокуратура", "прокурор", "прокуратурасы", "prosecutor"),
     "ministry": ("министерство", "ведомство", "министрлік", "ministry", "агентство"),
@@ -408,6 +415,12 @@ def _kazakh_name_start(text: str, verb_start: int) -> int:
     return start
 
 
+def _domain_in(name: str) -> str | None:
+    """The domain an unknown name holds ("исследование finprom.kz"): where it publishes."""
+    found = NAMED_DOMAIN.search(name)
+    return canonical_host(found.group(0)) if found else None
+
+
 def _names_a_body(name: str) -> bool:
     return any(_same_word(word, body) for word in fold_name(name) for body in BODY_KEYS)
 
@@ -445,7 +458,7 @@ def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list
                     name=name,
                     source=source,
                     family=family,
-                    address=aliases.address(source),
+                    address=aliases.address(source) or _domain_in(name),
                 )
             )
     found.sort(key=lambda citation: citation.start)

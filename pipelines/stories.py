@@ -350,7 +350,8 @@ def _choose_original(
         return _item_original(_earliest(official), catalog)
     citing: Counter[str] = Counter()
     for member in members:
-        citing.update({c.source for c in cites[member.id] if c.source is not None})
+        # an unknown name that holds a domain ("исследование finprom.kz") counts by it
+        citing.update({c.source or c.address for c in cites[member.id]} - {None})
     if citing:
         # An official body cited first (outlets cite it, not it them); then the most cited;
         # among equals by kind (an agency before the outlet quoting it), then the key.
@@ -367,7 +368,10 @@ def _choose_original(
         if collected:
             return _item_original(_earliest(collected), catalog)
         return Original(
-            item=None, source=cited, name=catalog.title(cited), domain=catalog.domain(cited)
+            item=None,
+            source=cited,
+            name=catalog.title(cited),
+            domain=catalog.domain(cited) or cited,
         )
     return _item_original(_earliest(members), catalog)
 
