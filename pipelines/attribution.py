@@ -1,11 +1,16 @@
-"""Who a text credits: attribution phrases (ru, kk, en) and links, resolved to configured sources.
+"""Who a text credits: attribution phrases (ru, kk, en) and links, resolved to known bodies.
 
 `find_citations` finds the phrase families a copy uses to credit its original
 ("со ссылкой на пресс-службу премьер-министра РК", "сообщает Caravan.kz", "деп хабарлайды
-Zakon.kz", "... сілтеме жасап", "according to", "citing", "source:") and the body links that
-point at a known source's domain. Each citation keeps the exact phrase and its span in the
-original text, the cited name as written, and the source it resolves to through the
-aliases of sources.yaml (`AliasIndex`), or None when the name is unknown.
+Zakon.kz", "... сілтеме жасап", "according to", "citing", "source:", "по данным МВД",
+"ІІМ хабарлады", "сообщил министр сельского хозяйства") and the body links that point at a
+known site. Each citation keeps the exact phrase and its span in the original text, the
+cited name as written, and the body it resolves to through ONE index (`AliasIndex`) of
+the crawl sources' aliases and the directory of organisations (`pipelines.organisations`),
+or None when the name is unknown. Weak families (a subject before "сообщил", a name after
+it) are kept only when the name resolves or names a body ("пресс-служба ведомства").
+Generic references ("пресс-служба акимата") resolve to the one body of their group the
+text names. Photo credits ("Фото: пресс-служба МВД") are not credits.
 """
 
 from __future__ import annotations
