@@ -183,6 +183,10 @@ def test_sources_on_one_host_are_told_apart_by_path() -> None:
     assert catalog.source_of_url(base.format("qriim")) == MVD
     assert catalog.source_of_url("https://www.gov.kz/other") == "gov.kz"
     assert catalog.domain("gov-minfin") == "gov.kz/memleket/entities/minfin"
+    # the crawler still fetches from the host
+    (minfin,) = [s for s in load_sources_file().sources if s.name == "gov-minfin"]
+    assert minfin.hosts == ["gov.kz"]
+    assert minfin.owns("www.gov.kz")
 
 
 def test_the_bundled_directory_is_valid_and_large() -> None:
