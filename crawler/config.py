@@ -32,6 +32,14 @@ DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FetchableUrl = Annotated[str, AfterValidator(fetchable_url)]
 
 
+def _site(value: str) -> str:
+    """A host name, or a host and a path prefix when several sources share a host
+    (``gov.kz/memleket/entities/minfin``); never a URL."""
+    if "://" in value or value.startswith("/") or not value.strip():
+        raise ValueError(f"{value!r}: give a host name (or host/path on a shared host), not a URL")
+    return value.strip().lower().rstrip("/")
+
+
 class ConfigError(ValueError):
     """A configuration file was refused; the message names file, line, field and reason."""
 
@@ -170,10 +178,7 @@ class Source(Strict):
     @field_validator("domains")
     @classmethod
     def _bare_domains(cls, value: list[str]) -> list[str]:
-        for domain in value:
-            if "/" in domain:
-                raise ValueError(f"{domain!r}: give a host name, not a URL")
-        return [d.lower() for d in value]
+        return [_site(domain) for domain in value]
 
     @model_validator(mode="after")
     def _browser_options_need_a_browser(self) -> Source:
@@ -196,14 +201,99 @@ class Source(Strict):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def hosts(self) -> list[str]:
+        """The host names of `domains` (a ``gov.kz/memleket/entities/minfin`` is gov.kz)."""
+        return list(dict.fromkeys(domain.split("/", 1)[0] for domain in self.domains))
+
     def owns(self, host: str) -> bool:
-        """True when `host` is one of the source's domains or a subdomain of one."""
+        """True when `host` is one of the source's hosts or a subdomain of one."""
         host = host.lower().rstrip(".")
-        return any(host == d or host.endswith("." + d) for d in self.domains)
+        return any(host == d or host.endswith("." + d) for d in self.hosts)
+
+
+class OrganisationNames(Strict):
+    """An organisation's names as written in each language (any of them may be missing)."""
+
+    ru: str | None = None
+    kk: str | None = None
+    en: str | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> OrganisationNames:
+        if not (self.ru or self.kk or self.en):
+            raise ValueError("give at least one of ru, kk, en")
+        return self
+
+
+class Organisation(Strict):
+    """A body that texts cite: a government body, an agency or outlet, an international one.
+
+    The bundled directory (``pipelines/organisations.yaml``) holds a few hundred; a
+    sources.yaml may add more under ``organisations:``. Citations name them by `names`,
+    `abbreviations` and `aliases` in any case and inflection (the matcher folds words), and
+    stories report them by `address`: the `domain`, or for a body with no site of its own
+    the gov.kz entity path (``gov_kz_path: memleket/entities/qriim`` is
+    ``gov.kz/memleket/entities/qriim``). `group` marks the bodies a generic reference can
+    mean ("пресс-служба акимата" is the akimat the text names); `places` are the place
+    names that tell such a body from the others of its group.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    kind: Literal["official", "agency", "media", "international"]
+    names: OrganisationNames
+    abbreviations: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    domain: str | None = None
+    gov_kz_path: str | None = Field(default=None, pattern=r"^memleket/entities/[a-z0-9_-]+$")
+    group: Literal["akimat", "court", "prosecutor", "ministry"] | None = None
+    places: list[str] = Field(default_factory=list)
+
+    @field_validator("domain")
+    @classmethod
+    def _bare_domain(cls, value: str | None) -> str | None:
+        return _site(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> Organisation:
+        if (self.domain is None) == (self.gov_kz_path is None):
+            raise ValueError("give either domain or gov_kz_path (for a body on gov.kz), not both")
+        return self
+
+    @property
+    def address(self) -> str:
+        """Where the body publishes: its domain, or ``gov.kz/`` and its entity path."""
+        return self.domain or f"gov.kz/{self.gov_kz_path}"
+
+    @property
+    def title(self) -> str:
+        return self.names.en or self.names.ru or self.names.kk or self.id
+
+    def cited_names(self) -> list[str]:
+        """Every name a text may cite the body by."""
+        names = (self.names.ru, self.names.kk, self.names.en)
+        return [n for n in (*names, *self.abbreviations, *self.aliases) if n]
+
+
+def unique_organisations(organisations: Iterable[Organisation]) -> None:
+    """Refuse two entries with one id or one address (which of them would a citation mean?)."""
+    ids: set[str] = set()
+    addresses: set[str] = set()
+    for organisation in organisations:
+        if organisation.id in ids:
+            raise ValueError(f"organisation id {organisation.id!r} is used twice")
+        if organisation.address in addresses:
+            raise ValueError(
+                f"organisation {organisation.id!r}: address {organisation.address!r} is "
+                "another entry's; merge their names into one entry"
+            )
+        ids.add(organisation.id)
+        addresses.add(organisation.address)
 
 
 class SourcesFile(Strict):
     sources: list[Source]
+    organisations: list[Organisation] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> SourcesFile:
@@ -212,6 +302,7 @@ class SourcesFile(Strict):
             if source.name in seen:
                 raise ValueError(f"source name {source.name!r} is used twice")
             seen.add(source.name)
+        unique_organisations(self.organisations)
         return self
 
 
@@ -275,9 +366,14 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
         raise ConfigError("\n".join(lines)) from None
 
 
+def load_sources_file(path: str | Path | None = None) -> SourcesFile:
+    """The sources and organisations of `path`, or of the bundled file when `path` is None."""
+    return load_yaml_model(Path(path) if path else BUNDLED_SOURCES, SourcesFile)
+
+
 def load_sources(path: str | Path | None = None) -> list[Source]:
     """The sources of `path`, or of the bundled default file when `path` is None."""
-    return load_yaml_model(Path(path) if path else BUNDLED_SOURCES, SourcesFile).sources
+    return load_sources_file(path).sources
 
 
 def find_source(sources: Iterable[Source], name: str) -> Source:

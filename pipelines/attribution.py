@@ -1,27 +1,33 @@
-"""Who a text credits: attribution phrases (ru, kk, en) and links, resolved to configured sources.
+"""Who a text credits: attribution phrases (ru, kk, en) and links, resolved to known bodies.
 
 `find_citations` finds the phrase families a copy uses to credit its original
 ("со ссылкой на пресс-службу премьер-министра РК", "сообщает Caravan.kz", "деп хабарлайды
-Zakon.kz", "... сілтеме жасап", "according to", "citing", "source:") and the body links that
-point at a known source's domain. Each citation keeps the exact phrase and its span in the
-original text, the cited name as written, and the source it resolves to through the
-aliases of sources.yaml (`AliasIndex`), or None when the name is unknown.
+Zakon.kz", "... сілтеме жасап", "according to", "citing", "source:", "по данным МВД",
+"ІІМ хабарлады", "сообщил министр сельского хозяйства") and the body links that point at a
+known site. Each citation keeps the exact phrase and its span in the original text, the
+cited name as written, and the body it resolves to through ONE index (`AliasIndex`) of
+the crawl sources' aliases and the directory of organisations (`pipelines.organisations`),
+or None when the name is unknown. Weak families (a subject before "сообщил", a name after
+it) are kept only when the name resolves or names a body ("пресс-служба ведомства").
+Generic references ("пресс-служба акимата") resolve to the one body of their group the
+text names. Photo credits ("Фото: пресс-служба МВД") are not credits.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from crawler.urls import canonical_host
 from pipelines.stemming import stemmer
 
 if TYPE_CHECKING:
-    from crawler.config import Source
+    from crawler.config import Organisation, Source
 
 # A cited name: up to six words, a word being letters, digits, hyphens and inner dots
 # (Caravan.kz) or a quoted title; it stops at punctuation and at the words that start the
@@ -48,6 +54,12 @@ REPORTER = (
 RU_SAYS = r"\b(?:[Сс]ообща(?:ет|ют)|[Пп]ереда(?:ет|ёт|ют)|[Пп]ишет|[Ии]нформирует)\s+"
 RU_AS_REPORTED = r"\bкак\s+(?:сообщили|сообщает|сообщило|сообщила|передает|передаёт|отметили)"
 RU_REPORTED_IN = r"\b(?:сообщили|рассказали|заявили|пояснили|отметили)"
+# "Об этом сообщил министр сельского хозяйства", "МИД РФ сообщил": weak, kept when a body
+RU_SAID = (
+    r"сообщил[аои]?|заявил[аои]?|рассказал[аои]?|уточнил[аои]?|написал[аои]?|опубликовал[аои]?"
+    r"|прокомментировал[аои]?"
+)
+RU_SITE = r"сообщает|сообщается\s+на|указанной\s+на|опубликовано\s+на"
 KK_SAYS = r"\b(?:деп\s+)?(?:хабарлайды|хабарлады|жазады)\s+"
 KK_ACCORDING_TO = r"мәліметінше|мәліметіне\s+сәйкес|хабарлауынша|хабарлауына\s+сәйкес"
 
@@ -79,8 +91,30 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("en_citing", rf"\bciting\s+(?:the\s+)?{NAME}"),
         ("en_source", rf"\bsource\s*:\s*{NAME}"),
         ("en_reported", rf"\b(?:reports?|reported\s+by|told)\s+{OUTLET}"),
+        ("ru_source", rf"\bисточник\s*[:\-–—]\s*{NAME}"),
+        # Weak families (WEAK): kept only when the name resolves or names a body.
+        ("ru_in_reported", rf"\b[Вв]о?{GAP}{NAME}{GAP}{RU_REPORTED_IN}\b"),
+        ("ru_press_service", rf"\bпресс-служб[аыеуо]й?{GAP}{NAME}"),
+        ("kk_reported", r"(?P<verb>\b(?:хабарлады|хабарлайды|мәлімдеді|мәлімдейді|жазды)\b)"),
+        ("ru_site", rf"\b(?:{RU_SITE})\s+(?:официальн\w+\s+)?(?:сайте?|странице)\s+{NAME}"),
+        ("ru_said_by", rf"\b(?:{RU_SAID})\s+{NAME}"),
+        ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID})\b)"),
     )
 )
+WEAK = frozenset(
+    {"ru_in_reported", "ru_press_service", "kk_reported", "ru_said_by", "ru_subject_said"}
+)
+# Stems of the words that make a name a body's ("пресс-служба ведомства", "баспасөз
+# қызметі"), folded at import; a weak family's unknown name must hold one.
+BODY_WORDS = (
+    *("пресс", "служба", "министерство", "ведомство", "департамент", "управление", "акимат"),
+    *("комитет", "агентство", "полиция", "прокуратура", "суд", "правительство", "баспасөз"),
+    *("министрлік", "әкімдік", "басқарма", "комитеті", "агенттік", "қызметі", "полициясы"),
+    *("представитель", "министр", "пресс-секретарь"),
+)
+# A photo or video credit ("Фото: пресс-служба акимата") credits a picture, not the text.
+NAMED_DOMAIN = re.compile(DOMAIN, re.IGNORECASE)
+PHOTO_CREDIT = re.compile(r"(?:фото|photo|сурет|видео|video|кадр)\w*[^\n]{0,40}$", re.IGNORECASE)
 
 # Kazakh case and possessive endings, longest first; stripped before stemming so that
 # "Ақорданың", "Ақордаға" and "Ақорда" meet.
@@ -100,6 +134,7 @@ KK_LETTERS = str.maketrans("әғқңөұүһі", "агкноуухи")
 KK_SPECIFIC = re.compile(r"[әғқңөұүһі]")
 MIN_KK_STEM = 3
 MIN_PREFIX = 4
+KAZAKH_MARK = "~"  # no token holds it (ALIAS_TOKEN)
 QUOTES = str.maketrans(dict.fromkeys('«»"„“”'))
 ALIAS_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)+|[^\W_]+")
 CYRILLIC = re.compile(r"[а-яё]")
@@ -119,14 +154,16 @@ def _strip_kazakh_endings(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def fold_word(word: str) -> str:
-    """One inflection-insensitive key per word: ru/en snowball stem, Kazakh endings stripped."""
+    """One inflection-insensitive key per word: ru/en snowball stem, Kazakh endings stripped
+    (a Kazakh key ends in KAZAKH_MARK, so that only Kazakh keys meet by prefix)."""
     word = word.replace("ё", "е")
     if "." in word:  # a domain is its own key
         return word
-    if KK_SPECIFIC.search(word):
+    kazakh = bool(KK_SPECIFIC.search(word))
+    if kazakh:
         word = _strip_kazakh_endings(word).translate(KK_LETTERS)
     language = "russian" if CYRILLIC.search(word) else "english"
-    return stemmer(language).stemWord(word)
+    return stemmer(language).stemWord(word) + (KAZAKH_MARK if kazakh else "")
 
 
 def fold_name(name: str) -> tuple[str, ...]:
@@ -136,64 +173,220 @@ def fold_name(name: str) -> tuple[str, ...]:
 
 
 def _same_word(a: str, b: str) -> bool:
-    # Kazakh endings are ambiguous ("үкіметі" loses "ті" or "і"), so a key that starts
-    # another of at least MIN_PREFIX letters counts as the same word.
+    # Kazakh endings are ambiguous ("үкіметі" loses "ті" or "і"), so a Kazakh key that
+    # starts another key of at least MIN_PREFIX letters, or that another starts, counts as
+    # the same word. Russian and English stems meet only when equal: by prefix, "Степь"
+    # would be "Степной" and "Ведомости" "ведомства".
     if a == b:
         return True
-    shorter, longer = sorted((a, b), key=len)
+    if KAZAKH_MARK not in a and KAZAKH_MARK not in b:
+        return False
+    shorter, longer = sorted((a.rstrip(KAZAKH_MARK), b.rstrip(KAZAKH_MARK)), key=len)
     return len(shorter) >= MIN_PREFIX and longer.startswith(shorter)
 
 
-def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
-    width = len(needle)
-    return any(
-        all(
-            _same_word(word, want)
-            for word, want in zip(haystack[i : i + width], needle, strict=True)
-        )
-        for i in range(len(haystack) - width + 1)
-    )
+def _bucket(word: str) -> str:
+    # Two words are the same (`_same_word`) only when they share their first MIN_PREFIX
+    # letters, or are equal when shorter: the bucket a lookup starts from.
+    return word[:MIN_PREFIX]
+
+
+def _split_site(site: str) -> tuple[str, str]:
+    """``gov.kz/memleket/entities/minfin`` as host and path prefix."""
+    host, _, path = site.partition("/")
+    return host, f"/{path}" if path else ""
 
 
 @dataclass(frozen=True)
-class AliasIndex:
-    """Cited names (aliases, titles, domains) of the configured sources, folded for lookup."""
+class Party:
+    """Whom a citation can resolve to: a crawl source (`key` is its name) or an entry of the
+    directory of organisations that no crawl source owns (`key` is its address)."""
 
-    entries: tuple[tuple[tuple[str, ...], str], ...]  # (folded alias, source name)
-    domains: tuple[tuple[str, str], ...]  # (domain, source name)
+    key: str
+    kind: str  # official, agency, media or international
+    title: str
+    address: str  # a domain, or a host and path (gov.kz/memleket/entities/qriim)
+    group: str | None = None  # akimat, police ...: what a generic reference can mean
+
+
+class AliasIndex:
+    """Cited names of the crawl sources and the directory of organisations, folded for
+    lookup, in ONE index built once: a crawl source's aliases come first, and an entry whose
+    address a crawl source owns resolves to that source. Names are bucketed by their first
+    word's first letters, so a lookup costs the words of the name, not the size of the index.
+    """
+
+    def __init__(self) -> None:
+        self.parties: dict[str, Party] = {}
+        self._names: dict[str, list[tuple[tuple[str, ...], str, int]]] = {}
+        self._folded: set[tuple[str, ...]] = set()
+        self._places: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        self._groups: dict[str, str] = {}
+        self._sites: list[tuple[str, str, str]] = []  # (host, path prefix, key)
 
     @classmethod
-    def from_sources(cls, sources: Iterable[Source]) -> AliasIndex:
-        entries: dict[tuple[str, ...], str] = {}
-        domains: list[tuple[str, str]] = []
+    def from_sources(
+        cls, sources: Iterable[Source], organisations: Iterable[Organisation] = ()
+    ) -> AliasIndex:
+        index = cls()
         for source in sources:
+            title = source.title or source.name
+            index.parties[source.name] = Party(source.name, source.kind, title, source.domains[0])
+            for site in source.domains:
+                index._sites.append((*_split_site(site), source.name))
             for alias in (*source.aliases, source.title, *source.domains):
-                key = fold_name(alias)
-                if key:
-                    entries.setdefault(key, source.name)
-            domains.extend((domain, source.name) for domain in source.domains)
-        # Longest aliases first: "пресс-служба Акорды" wins over a bare "Акорда" of another.
-        ordered = sorted(entries.items(), key=lambda entry: len(entry[0]), reverse=True)
-        return cls(entries=tuple(ordered), domains=tuple(domains))
+                index._add_name(alias, source.name)
+        owned = list(index._sites)
+        for organisation in organisations:
+            key = _owner(organisation.address, owned) or organisation.address
+            if key not in index.parties:
+                index.parties[key] = Party(
+                    key, organisation.kind, organisation.title, key, organisation.group
+                )
+                index._sites.append((*_split_site(key), key))
+            if organisation.group:
+                index._groups.setdefault(key, organisation.group)
+            for name in (*organisation.cited_names(), organisation.domain or ""):
+                index._add_name(name, key)
+            for name in _ministers(organisation):
+                index._add_name(name, key)
+            for place in organisation.places:
+                folded = fold_name(place)
+                if folded:
+                    index._places.setdefault(folded[0], []).append((folded, key))
+        # Longest site first: gov.kz/memleket/entities/minfin before a bare gov.kz.
+        index._sites.sort(key=lambda site: len(site[0]) + len(site[1]), reverse=True)
+        return index
+
+    def _add_name(self, name: str, key: str) -> None:
+        folded = fold_name(name)
+        if not folded or folded in self._folded:  # the first to claim a name keeps it
+            return
+        self._folded.add(folded)
+        self._names.setdefault(_bucket(folded[0]), []).append((folded, key, len(self._folded)))
+
+    def _matches(self, folded: tuple[str, ...]) -> Iterator[tuple[int, int, int, str]]:
+        """(start, words, order, key) of every name found inside `folded`."""
+        for i, word in enumerate(folded):
+            for alias, key, order in self._names.get(_bucket(word), ()):
+                width = len(alias)
+                if width <= len(folded) - i and all(
+                    _same_word(w, a) for w, a in zip(folded[i : i + width], alias, strict=True)
+                ):
+                    yield i, width, order, key
 
     def resolve(self, name: str) -> str | None:
-        """The source `name` refers to, or None when no alias is inside it."""
+        """The party `name` refers to, or None when no name it knows is inside it. Of
+        several, the longest name wins ("пресс-служба Акорды" over a bare "Акорда")."""
         folded = fold_name(name)
-        for alias, source in self.entries:
-            if _contains(folded, alias):
-                return source
+        best = max(self._matches(folded), key=lambda m: (m[1], -m[2]), default=None)
+        if best is not None:
+            return best[3]
         for word in folded:
-            source = self.source_of_host(word)
-            if source:
-                return source
+            key = self.source_of_url(f"//{word}")
+            if key:
+                return key
+        return None
+
+    def resolve_in(self, name: str, text: str) -> str | None:
+        """`resolve`, and for a generic reference ("пресс-служба акимата", "пресс-служба
+        ведомства") the one body of that group the text names, by name or by place."""
+        key = self.resolve(name)
+        if key is not None:
+            return key
+        group = generic_group(fold_name(name))
+        return self._named_in(text, group) if group else None
+
+    def _named_in(self, text: str, group: str) -> str | None:
+        folded = _folded_text(text)
+        score: dict[str, int] = {}
+        for _, width, _, key in self._matches(folded):
+            if self._groups.get(key) == group or (
+                group == "ministry"
+                and self.parties[key].kind == "official"
+                and self._groups.get(key) in (None, "ministry")
+            ):
+                score[key] = max(score.get(key, 0), width + 1)  # a name beats a place
+        for i, word in enumerate(folded):
+            for place, key in self._places.get(word, ()):
+                if self._groups.get(key) == group and folded[i : i + len(place)] == place:
+                    score[key] = max(score.get(key, 0), len(place))
+        if not score:
+            return None
+        top = max(score.values())
+        best = [key for key, value in score.items() if value == top]
+        return best[0] if len(best) == 1 else None
+
+    def source_of_url(self, url: str) -> str | None:
+        """The party whose site holds `url` (its host, or on a shared host its path)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        path = parts.path.rstrip("/") + "/"
+        for site_host, prefix, key in self._sites:
+            if (host == site_host or host.endswith("." + site_host)) and (
+                not prefix or path.startswith(prefix + "/")
+            ):
+                return key
         return None
 
     def source_of_host(self, host: str) -> str | None:
-        host = host.lower().rstrip(".")
-        for domain, source in self.domains:
-            if host == domain or host.endswith("." + domain):
-                return source
-        return None
+        return self.source_of_url(f"//{host}")
+
+    def address(self, key: str | None) -> str | None:
+        party = self.parties.get(key) if key else None
+        return party.address if party else None
+
+
+def _ministers(organisation: Organisation) -> list[str]:
+    """ "министр сельского хозяйства" for "Министерство сельского хозяйства": what a minister
+    says credits the ministry."""
+    names = []
+    ru, kk = organisation.names.ru or "", organisation.names.kk or ""
+    if ru.startswith("Министерство "):
+        names.append("министр " + ru.removeprefix("Министерство "))
+    if kk.endswith(" министрлігі"):
+        names.append(kk.removesuffix(" министрлігі") + " министрі")
+    return names
+
+
+def _owner(address: str, sites: Iterable[tuple[str, str, str]]) -> str | None:
+    """The crawl source whose site holds `address` (a domain, or gov.kz and a path)."""
+    host, path = _split_site(address)
+    for site_host, prefix, key in sites:
+        if (host == site_host or host.endswith("." + site_host)) and (
+            not prefix or (path + "/").startswith(prefix + "/")
+        ):
+            return key
+    return None
+
+
+# Words of a reference to a kind of body rather than to one body: "пресс-служба акимата"
+# is the akimat the text names. Folded like names at import.
+GENERIC_WORDS = {
+    # УВП: the akimat's department of internal policy
+    "akimat": ("акимат", "аким", "мэрия", "әкімдік", "әкім", "akimat", "akim", "mayor", "УВП"),
+    "court": ("суд", "сот", "court"),
+    "prosecutor": ("прокуратура", "прокурор", "прокуратурасы", "prosecutor"),
+    "ministry": ("министерство", "ведомство", "министрлік", "ministry", "агентство"),
+}
+BODY_KEYS = tuple(fold_name(word)[0] for word in BODY_WORDS)
+GENERIC_KEYS = tuple(
+    (fold_name(word)[0], group) for group, words in GENERIC_WORDS.items() for word in words
+)
+
+
+def generic_group(folded: tuple[str, ...]) -> str | None:
+    """The group a generic reference means, or None."""
+    for word in folded:
+        for generic, group in GENERIC_KEYS:
+            if _same_word(word, generic):
+                return group
+    return None
+
+
+@lru_cache(maxsize=64)
+def _folded_text(text: str) -> tuple[str, ...]:
+    return fold_name(text)
 
 
 @dataclass(frozen=True)
@@ -210,6 +403,7 @@ class Citation:
     name: str
     source: str | None
     family: str = ""
+    address: str | None = None  # where the source publishes: domain, or gov.kz and path
 
 
 def _clean_name(name: str) -> str:
@@ -229,8 +423,22 @@ def _kazakh_name_start(text: str, verb_start: int) -> int:
     return start
 
 
+def _domain_in(name: str) -> str | None:
+    """The domain an unknown name holds ("исследование finprom.kz"): where it publishes."""
+    found = NAMED_DOMAIN.search(name)
+    return canonical_host(found.group(0)) if found else None
+
+
+def _names_a_body(name: str) -> bool:
+    return any(_same_word(word, body) for word in fold_name(name) for body in BODY_KEYS)
+
+
 def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list[Citation]:
-    """Every credit in `text` (phrase families, in text order) and in `links` (after them)."""
+    """Every credit in `text` (phrase families, in text order) and in `links` (after them).
+
+    A name resolves through `aliases` (crawl sources and the directory of organisations);
+    an unknown one is kept as a name with source None. Photo credits are left out.
+    """
     found: list[Citation] = []
     covered: list[tuple[int, int]] = []
     for family, pattern in PATTERNS:
@@ -241,9 +449,13 @@ def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list
                 name = _clean_name(text[start : match.start("verb")])
             else:
                 name = _clean_name(match.group("name"))
-            if any(start < c_end and c_start < end for c_start, c_end in covered):
+            if not name or any(start < c_end and c_start < end for c_start, c_end in covered):
                 continue
-            if not name:
+            line_start = text.rfind("\n", 0, start) + 1
+            if PHOTO_CREDIT.search(text, line_start, start):
+                continue
+            source = aliases.resolve_in(name, text)
+            if family in WEAK and source is None and not _names_a_body(name):
                 continue
             covered.append((start, end))
             found.append(
@@ -252,19 +464,24 @@ def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list
                     start=start,
                     end=end,
                     name=name,
-                    source=aliases.resolve(name),
+                    source=source,
                     family=family,
+                    address=aliases.address(source) or _domain_in(name),
                 )
             )
     found.sort(key=lambda citation: citation.start)
     seen_links: set[str] = set()
     for link in links:
-        host = urlsplit(link).hostname or ""
-        source = aliases.source_of_host(host)
+        source = aliases.source_of_url(link)
         if source is None or link in seen_links:
             continue
         seen_links.add(link)
         at = text.find(link)
+        if at >= 0 and PHOTO_CREDIT.search(text, text.rfind("\n", 0, at) + 1, at):
+            continue
         span = (at, at + len(link)) if at >= 0 else (-1, -1)
-        found.append(Citation(link, span[0], span[1], host, source, family="link"))
+        host = urlsplit(link).hostname or ""
+        found.append(
+            Citation(link, span[0], span[1], host, source, "link", aliases.address(source))
+        )
     return found

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem, NotConfigured
 
-from crawler.config import Source, load_sources
+from crawler.config import Organisation, Source, SourcesFile, load_sources_file
+from pipelines.organisations import directory
 from pipelines.outage import store_call
 from pipelines.spool import replayed_ids
 from pipelines.stories import StoryLinker
@@ -23,19 +24,30 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def crawl_sources(crawler: Crawler) -> list[Source]:
-    """The sources a crawl knows, as the portal spider reads them: ``PRESSWATCH_SOURCES``
-    (setting, then environment variable), else the bundled file. The spider's own source
-    takes the place of its namesake, since a crawl may be handed a `Source` that no file
-    holds (``crawler.run.crawl``)."""
+def _sources_file(crawler: Crawler) -> SourcesFile:
+    """The file a crawl reads, as the portal spider does: ``PRESSWATCH_SOURCES`` (setting,
+    then environment variable), else the bundled file."""
     sources_file = crawler.settings.get("PRESSWATCH_SOURCES") or os.environ.get(
         "PRESSWATCH_SOURCES"
     )
-    sources = {source.name: source for source in load_sources(sources_file or None)}
+    return load_sources_file(sources_file or None)
+
+
+def crawl_sources(crawler: Crawler) -> list[Source]:
+    """The sources a crawl knows (`_sources_file`). The spider's own source takes the place
+    of its namesake, since a crawl may be handed a `Source` that no file holds
+    (``crawler.run.crawl``)."""
+    sources = {source.name: source for source in _sources_file(crawler).sources}
     own = getattr(crawler.spider, "source", None)
     if isinstance(own, Source):
         sources[own.name] = own
     return list(sources.values())
+
+
+def crawl_organisations(crawler: Crawler) -> list[Organisation]:
+    """The directory of organisations a crawl resolves citations through: the bundled one
+    and the ``organisations:`` of its sources file."""
+    return directory(_sources_file(crawler).organisations)
 
 
 def count_update(update: StoryUpdate) -> list[str]:
@@ -84,8 +96,8 @@ class SyndicationPipeline:
     that had other items, as a copy), ``syndication/originals_replaced`` (joined one and
     took its original's place: the official release arriving after its copies),
     ``syndication/merged`` (bridged two or more stories into one),
-    ``syndication/unattributed`` (copies of an official text that credit no one, in the
-    stories this crawl linked into: `UnattributedTally`), ``syndication/already_linked``
+    ``syndication/unattributed`` (copies that credit no one, in the stories this crawl
+    linked into: `UnattributedTally`), ``syndication/already_linked``
     (the index knew the item: a re-crawl), ``syndication/failed`` (linking raised; the item
     is logged at ERROR and passed on unlinked). A store outage is not a failure: the link
     is retried, and spooled with the item when the crawl gives up (`pipelines.outage`).
@@ -111,7 +123,11 @@ class SyndicationPipeline:
         that spooled it, is linked again in full (`StoryLinker.link`'s ``resume``).
         """
         if self._linker is None:
-            self._linker = StoryLinker(self.store.story_index(), crawl_sources(self.crawler))
+            self._linker = StoryLinker(
+                self.store.story_index(),
+                crawl_sources(self.crawler),
+                crawl_organisations(self.crawler),
+            )
         this = str(fields.get("id"))
         resume = this in self._interrupted or this in replayed_ids(self.crawler)
         self._interrupted.add(this)

@@ -408,14 +408,16 @@ def link(
     as_json: JsonOption = False,
 ) -> None:
     """Group saved items into stories offline: originals, copies, who they cite, lags."""
+    from crawler.config import load_sources_file
+    from pipelines.organisations import directory
     from pipelines.stories import link_items
     from scheduler.item_lines import MAX_FILE_BYTES, read_items
 
-    configured = configured_sources(sources_file)
     with refusing_bad_input():
+        configured = load_sources_file(sources_file)
         # Every item is held at once, so the whole file is bounded.
         items = list(read_items(items_file, max_file_bytes=MAX_FILE_BYTES))
-    result = link_items(items, configured)
+    result = link_items(items, configured.sources, directory(configured.organisations))
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return

@@ -8,11 +8,13 @@ from itertools import islice
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from scheduler.cli_support import JsonOption, StoreOption, app, console, fail, opened_store
 from scheduler.story_view import (
     StoryView,
     count_stories,
+    credit_counts,
     find_story,
     iter_stories,
     stories_table,
@@ -72,3 +74,42 @@ def story(
             return
         view = StoryView.load(index, record)
     console.print(timeline_table(view))
+
+
+@app.command()
+def credits(
+    since: Annotated[
+        str | None, typer.Option(help="ISO time or date, inclusive (default: 7 days ago)")
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per source: its copies in stories and how many credit no one (unattributed)."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipelines.store.keys import parse_instant
+
+    if since is None:
+        start = datetime.now(UTC) - timedelta(days=7)
+    else:
+        try:
+            start = parse_instant(since)
+        except ValueError as exc:
+            fail(f"--since: {exc}")
+    with opened_store(store) as st, closing(st.story_index()) as index:
+        counts = credit_counts(iter_stories(index, min_copies=1), start)
+    if as_json:
+        for source, credit in counts.items():
+            row = {"source": source, "copies": credit.copies, "unattributed": credit.unattributed}
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    shown = since or "the last 7 days"
+    if not counts:
+        console.print(f"No copies published since {shown}.")
+        return
+    for source, credit in counts.items():
+        console.print(
+            f"{escape(source)}: {credit.copies} copies since {shown}, "
+            f"{credit.unattributed} without credit",
+            highlight=False,
+        )

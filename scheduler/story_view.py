@@ -7,7 +7,7 @@ from the index's item summaries, fetched in one round trip per view. The CLI
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from pipelines.story_index import story_first_seen
 from scheduler.display import compact_table, display_zone, id_width, shown_time, time_header
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from pipelines.story_index import ItemSummary, StoryIndex
@@ -77,6 +78,30 @@ def count_stories(index: StoryIndex, min_copies: int = 0) -> int:
     """How many stories have at least `min_copies` copies (every record is read: the ids
     alone would count stories merged into others)."""
     return sum(1 for _ in iter_stories(index, min_copies))
+
+
+@dataclass
+class Credit:
+    """One source's copies in stories and how many of them credit no one."""
+
+    copies: int = 0
+    unattributed: int = 0
+
+
+def credit_counts(records: Iterable[dict[str, Any]], since: datetime) -> dict[str, Credit]:
+    """Per source, its copies published at or after `since` (members with no time left out)
+    and how many of them are unattributed; the sources with the most uncredited first."""
+    counts: dict[str, Credit] = {}
+    for record in records:
+        for member in record["members"]:
+            published = member.get("published_at")
+            if member["role"] != "copy" or not published or parse_instant(published) < since:
+                continue
+            credit = counts.setdefault(member["source"], Credit())
+            credit.copies += 1
+            credit.unattributed += bool(member["unattributed"])
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1].unattributed, -kv[1].copies, kv[0]))
+    return dict(ranked)
 
 
 def top_stories(index: StoryIndex, count: int) -> list[dict[str, Any]]:

@@ -125,11 +125,11 @@ def test_link_groups_saved_items_into_stories(tmp_path: Path) -> None:
     result = runner.invoke(app, ["link", str(path), "--json"])
     assert result.exit_code == 0, result.output
     (story,) = json.loads(result.output)["stories"]
-    assert story["original"] == {"item": "a", "source": "primeminister"}
+    assert story["original"] == {"item": "a", "source": "primeminister.kz"}
     copy = next(m for m in story["members"] if m["item"] == "b")
     assert copy["role"] == "copy"
     assert copy["lag_seconds"] == 1800
-    assert any(c["source"] == "primeminister" for c in copy["cites"])
+    assert any(c["source"] == "primeminister.kz" for c in copy["cites"])
 
 
 def test_a_bad_json_line_is_named_by_file_and_line(tmp_path: Path) -> None:

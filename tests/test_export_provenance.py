@@ -70,7 +70,9 @@ def test_jsonl_rows_carry_the_story(filled: dict[str, Any]) -> None:
     assert rows[AQSU]["unattributed"] is True
     assert rows[AQSU]["attribution"] == []
     alone = rows[lone_keys()[0]]
-    assert (alone["story_id"], alone["role"]) == (lone_keys()[0], "original")
+    # alone in its story, it credits the Kremlin's spokesman: a copy of an external original
+    assert (alone["story_id"], alone["role"]) == (lone_keys()[0], "copy")
+    assert (alone["original_url"], alone["original_source"]) == (None, "kremlin.ru")
     assert all(rows[filled["unlinked"]][column] is None for column in PROVENANCE_COLUMNS)
 
 

@@ -52,12 +52,13 @@ def test_output_shape_is_exactly_the_offline_format(linked) -> None:
 
 def test_baikonur_story(linked) -> None:
     (story,) = [s for s in linked["stories"] if any(m["item"] == PRIME for m in s["members"])]
-    assert story["original"] == {"item": PRIME, "source": "primeminister"}
+    # sources are reported by where they publish: a domain, or a gov.kz entity path
+    assert story["original"] == {"item": PRIME, "source": "primeminister.kz"}
     by_item = {m["item"]: m for m in story["members"]}
     assert set(by_item) == {PRIME, CARAVAN, STEPPE, AQSU}
     for copy in (CARAVAN, STEPPE):
         assert not by_item[copy]["unattributed"]
-        assert by_item[copy]["cites"][0]["source"] == "primeminister"
+        assert by_item[copy]["cites"][0]["source"] == "primeminister.kz"
         assert by_item[copy]["cites"][0]["start"] >= 0
     assert by_item[AQSU]["unattributed"]
     assert all(by_item[c]["lag_seconds"] > 0 for c in (CARAVAN, STEPPE, AQSU))

@@ -145,7 +145,7 @@ class PortalSpider(scrapy.Spider):
         discovery = self.source.discovery
         urls = [*discovery.feeds, *discovery.sitemaps, *(lst.url for lst in discovery.listings)]
         urls += [api.url for api in discovery.json_api]
-        return set(self.source.domains) | {canonical_host(urlsplit(u).hostname or "") for u in urls}
+        return set(self.source.hosts) | {canonical_host(urlsplit(u).hostname or "") for u in urls}
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)
