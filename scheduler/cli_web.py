@@ -1,13 +1,12 @@
 """`presswatch web`: serve the review dashboard (`scheduler.web`) with uvicorn.
 
-It binds 127.0.0.1 by default. Any other address needs a token (``PRESSWATCH_WEB_TOKEN``
-or ``--token-file``): without one the command refuses to start, since the pages show
-everything the store holds to whoever reaches the port.
+It binds 127.0.0.1 by default. Any other address (another 127.x too) needs a token
+(``PRESSWATCH_WEB_TOKEN`` or ``--token-file``): without one the command refuses to start,
+since the pages show everything the store holds to whoever reaches the port.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -32,14 +31,13 @@ DEFAULT_PORT = 8765
 MIN_TOKEN_LENGTH = 16
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` only listens on this machine: a loopback address or ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to any interface
+def needs_token(host: str) -> bool:
+    """Whether serving on `host` needs a token: anything but this machine's own loopback
+    address (``127.0.0.1``, ``::1``, ``localhost``). Another 127.x address is often
+    forwarded to or shared (containers, SSH tunnels), and a name may resolve anywhere."""
+    from scheduler.web.app import LOOPBACK_HOSTS  # the web stack loads for `web` only
+
+    return host.strip("[]").lower() not in LOOPBACK_HOSTS
 
 
 def read_token(token_file: Path | None) -> str | None:
@@ -103,10 +101,11 @@ def web(
     from scheduler.web.app import LOOPBACK_HOSTS
 
     token = read_token(token_file)
-    if token is None and not is_loopback(host):
+    if token is None and needs_token(host):
         fail(
-            f"refusing to serve the dashboard on {host}, which is not loopback, without a"
-            f" token: set {TOKEN_ENV} or pass --token-file (or use --host 127.0.0.1)"
+            f"refusing to serve the dashboard on {host} without a token: anyone who reaches"
+            f" it could read the store; set {TOKEN_ENV} or pass --token-file, or serve on"
+            " 127.0.0.1 (the default)"
         )
     sources = configured_sources(sources_file)
     with refusing_bad_input():
@@ -118,6 +117,7 @@ def web(
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((host.strip("[]"), port))
+            listener.listen(128)  # connections wait from the moment the URL is printed
         except OSError as exc:
             listener.close()
             fail(f"cannot listen on {host}:{port}: {exc.strerror} (choose another --port)")
