@@ -441,4 +441,4 @@ def link(
 
 
 # Commands that live beside their subject register themselves on `app` when imported.
-from scheduler import cli_alerts, cli_service, cli_stories  # noqa: E402, F401 -- registers commands
+from scheduler import cli_alerts, cli_service, cli_stories, cli_web  # noqa: E402, F401 -- registers commands

@@ -241,6 +241,17 @@ def test_count_items_in_all_and_per_source(store: Store, corpus: dict[str, str])
     assert store.count_items("nobody") == 0
 
 
+def test_count_items_in_windows_all_and_per_source(store: Store, corpus: dict[str, str]) -> None:
+    # Days in Almaty time (+06:00); a window's end is exclusive.
+    days = [(f"2019-11-{d}T00:00+06:00", f"2019-11-{d + 1}T00:00+06:00") for d in (16, 17, 18)]
+    assert store.count_items_in(days) == [1, 4, 2]  # pm_es: 18:00 UTC is the 17th here
+    assert store.count_items_in(days, source="zakon") == [0, 2, 1]
+    assert store.count_items_in(days, source="nobody") == [0, 0, 0]
+    edge = [("2019-11-17T09:00:00+06:00", "2019-11-17T12:00:00+06:00")]
+    assert store.count_items_in(edge) == [2]  # pm_mid and zk_mid, not zk_kk at the end
+    assert store.count_items_in([]) == []
+
+
 # --- validators --------------------------------------------------------------------------
 def test_validators_round_trip_and_replace(store: Store) -> None:
     feed = "https://tengrinews.kz/rss/all.xml?lang=ru&ключ=значение"

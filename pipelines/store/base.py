@@ -9,7 +9,7 @@ Times are ISO 8601 strings with an offset; the time index orders items by
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -83,6 +83,12 @@ class Store(Protocol):
     def items(self, query: ItemQuery = ItemQuery()) -> list[dict[str, Any]]: ...
 
     def count_items(self, source: str | None = None) -> int: ...
+
+    def count_items_in(
+        self, windows: Sequence[tuple[str, str]], source: str | None = None
+    ) -> list[int]:
+        """How many items (of `source`, or all) fall in each ``[since, until)`` window of
+        ISO 8601 times, by the time index; one indexed count a window (items per day)."""
 
     # --- conditional requests for feeds, sitemaps and listings ------------------------
     def get_validators(self, url: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pipelines.store.keys import DEFAULT_PREFIX, Keys, parse_instant, sort_insta
 from pipelines.store.urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from pipelines.store.outbox import Outbox
     from pipelines.story_index import StoryIndex
@@ -290,6 +290,17 @@ class RedisStore:
     def count_items(self, source: str | None = None) -> int:
         index = self.keys.source_items(source) if source is not None else self.keys.items_by_time()
         return self._redis.zcard(index)
+
+    @translating_errors
+    def count_items_in(
+        self, windows: Sequence[tuple[str, str]], source: str | None = None
+    ) -> list[int]:
+        index = self.keys.source_items(source) if source is not None else self.keys.items_by_time()
+        pipe = self._redis.pipeline(transaction=False)  # one round trip for every window
+        for since, until in windows:
+            newest = f"({parse_instant(until).timestamp()!r}"
+            pipe.zcount(index, repr(parse_instant(since).timestamp()), newest)
+        return [int(count) for count in pipe.execute()]
 
     # --- conditional requests ----------------------------------------------------------
     @translating_errors

@@ -15,7 +15,7 @@ from pipelines.store.base import ItemQuery, StoreError
 from pipelines.store.keys import parse_instant, sort_instant, sortable_utc
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from pipelines.store.outbox import Outbox
     from pipelines.story_index import StoryIndex
@@ -355,6 +355,22 @@ class SQLiteStore:
         return self._db.execute(
             "SELECT count(*) FROM items WHERE source = ?", (source,)
         ).fetchone()[0]
+
+    @_translating_errors
+    def count_items_in(
+        self, windows: Sequence[tuple[str, str]], source: str | None = None
+    ) -> list[int]:
+        # Each count is a range of items_by_time or items_by_source: no row is read.
+        where = "sort_time >= ? AND sort_time < ?" + (" AND source = ?" if source else "")
+        counts = []
+        for since, until in windows:
+            bounds = [sortable_utc(parse_instant(since)), sortable_utc(parse_instant(until))]
+            row = self._db.execute(
+                f"SELECT count(*) FROM items WHERE {where}",  # noqa: S608 -- constant clauses
+                [*bounds, source] if source else bounds,
+            ).fetchone()
+            counts.append(row[0])
+        return counts
 
     def _index_text(self) -> None:
         """Add the items written since the last search to the word index (see TEXT_INDEX).
