@@ -45,7 +45,10 @@ NAME = rf"(?P<name>(?!(?:{CLAUSE_WORDS})\b){WORD}(?:{GAP}(?!(?:{CLAUSE_WORDS})\b
 QUOTED = r"[«\"„“][^»\"”“]{1,60}[»\"”“]"
 DOMAIN = r"[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.[a-zA-Z]{2,}\b"
 CAPITALISED = rf"(?:{QUOTED}|[A-ZА-ЯЁӘҒҚҢӨҰҮҺІ][\w\-]+|\d+)"
-OUTLET = rf"(?P<name>{DOMAIN}|{CAPITALISED}(?:{GAP}{CAPITALISED}){{0,3}})"
+# A Latin word in lower case after a Russian verb is an outlet's name too ("пишет
+# sputniknews"): a Russian sentence has no other reason to hold one there.
+LATIN_WORD = r"[a-z][a-z0-9\-]{3,}\b"
+OUTLET = rf"(?P<name>{DOMAIN}|{LATIN_WORD}|{CAPITALISED}(?:{GAP}{CAPITALISED}){{0,3}})"
 REPORTER = (
     r"(?:(?:собственный\s+)?корреспондент(?:ы|а)?\s+|тілшісі\s+"
     r"|агентство\s+|издание\s+|портал\s+)?"
@@ -134,6 +137,9 @@ KK_LETTERS = str.maketrans("әғқңөұүһі", "агкноуухи")
 KK_SPECIFIC = re.compile(r"[әғқңөұүһі]")
 MIN_KK_STEM = 3
 MIN_PREFIX = 4
+# A host's first label is a cited name when it is this long: a coined name (tengrinews,
+# sputniknews), not a word that happens to be a domain (total.kz, zakon.kz, el.kz).
+MIN_SITE_LABEL = 8
 KAZAKH_MARK = "~"  # no token holds it (ALIAS_TOKEN)
 QUOTES = str.maketrans(dict.fromkeys('«»"„“”'))
 ALIAS_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)+|[^\W_]+")
@@ -223,6 +229,7 @@ class AliasIndex:
         self._places: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         self._groups: dict[str, str] = {}
         self._sites: list[tuple[str, str, str]] = []  # (host, path prefix, key)
+        self._labels: dict[str, str] = {}  # first label of a site's host ("tengrinews")
 
     @classmethod
     def from_sources(
@@ -238,25 +245,41 @@ class AliasIndex:
                 index._add_name(alias, source.name)
         owned = list(index._sites)
         for organisation in organisations:
-            key = _owner(organisation.address, owned) or organisation.address
-            if key not in index.parties:
-                index.parties[key] = Party(
-                    key, organisation.kind, organisation.title, key, organisation.group
-                )
-                index._sites.append((*_split_site(key), key))
-            if organisation.group:
-                index._groups.setdefault(key, organisation.group)
-            for name in (*organisation.cited_names(), organisation.domain or ""):
-                index._add_name(name, key)
-            for name in _ministers(organisation):
-                index._add_name(name, key)
-            for place in organisation.places:
-                folded = fold_name(place)
-                if folded:
-                    index._places.setdefault(folded[0], []).append((folded, key))
+            index._add_organisation(organisation, owned)
         # Longest site first: gov.kz/memleket/entities/minfin before a bare gov.kz.
         index._sites.sort(key=lambda site: len(site[0]) + len(site[1]), reverse=True)
+        for host, _, key in reversed(index._sites):  # the longest site keeps a label
+            label = host.removeprefix("www.").split(".")[0]
+            if "." in host and len(label) >= MIN_SITE_LABEL:
+                index._labels[label] = key
         return index
+
+    def _add_organisation(
+        self, organisation: Organisation, owned: Iterable[tuple[str, str, str]]
+    ) -> None:
+        """A directory entry: its sites, names and places, under the crawl source that owns
+        its address (`owned`) or else under its address."""
+        key = _owner(organisation.address, owned) or organisation.address
+        if key not in self.parties:
+            self.parties[key] = Party(
+                key, organisation.kind, organisation.title, key, organisation.group
+            )
+            self._sites.append((*_split_site(key), key))
+        if organisation.group:
+            self._groups.setdefault(key, organisation.group)
+        for former in organisation.former_domains:
+            self._sites.append((*_split_site(former), key))
+        for name in (
+            *organisation.cited_names(),
+            organisation.domain or "",
+            *organisation.former_domains,
+            *_ministers(organisation),
+        ):
+            self._add_name(name, key)
+        for place in organisation.places:
+            folded = fold_name(place)
+            if folded:
+                self._places.setdefault(folded[0], []).append((folded, key))
 
     def _add_name(self, name: str, key: str) -> None:
         folded = fold_name(name)
@@ -277,13 +300,15 @@ class AliasIndex:
 
     def resolve(self, name: str) -> str | None:
         """The party `name` refers to, or None when no name it knows is inside it. Of
-        several, the longest name wins ("пресс-служба Акорды" over a bare "Акорда")."""
+        several, the longest name wins ("пресс-служба Акорды" over a bare "Акорда"). A
+        domain resolves to its site's party, and so does a word that is a long first label
+        of a site's host ("пишет tengrinews")."""
         folded = fold_name(name)
         best = max(self._matches(folded), key=lambda m: (m[1], -m[2]), default=None)
         if best is not None:
             return best[3]
-        for word in folded:
-            key = self.source_of_url(f"//{word}")
+        for token in ALIAS_TOKEN.findall(name.casefold()):
+            key = self.source_of_url(f"//{token}") if "." in token else self._labels.get(token)
             if key:
                 return key
         return None

@@ -200,6 +200,19 @@ def test_a_kazakh_sentence_with_outlet_and_original() -> None:
     ]
 
 
+def test_a_lower_case_latin_outlet_after_a_russian_verb_is_cited() -> None:
+    # "пишет vlastkz": a Latin word after a Russian verb of saying names an outlet
+    text = "Сделка сорвалась, пишет vlastkz. Подробности позже."
+    (citation,) = find_citations(text, [], ALIASES)
+    assert (citation.family, citation.phrase, citation.source) == (
+        "ru_says",
+        "пишет vlastkz",
+        None,
+    )
+    # a Russian word in lower case is still no outlet
+    assert find_citations("Он пишет письмо.", [], ALIASES) == []
+
+
 def test_unknown_names_are_kept_as_names() -> None:
     [citation] = find_citations("Об этом сообщили в пресс-службе ДЧС города.", [], ALIASES)
     assert citation.name == "пресс-службе ДЧС города"

@@ -163,6 +163,33 @@ def test_links_to_gov_kz_bodies_resolve_by_path() -> None:
     assert [c.address for c in found] == [MVD, "gov.kz/memleket/entities/dsm"]
 
 
+def test_a_former_domain_resolves_to_the_body_and_reports_its_current_one() -> None:
+    entry = Organisation(
+        id="steppe",
+        kind="media",
+        names={"ru": "Степной вестник"},
+        domain="steppe-news.kz",
+        former_domains=["Old-Steppe-Vestnik.kz/"],
+    )
+    assert entry.former_domains == ["old-steppe-vestnik.kz"]
+    index = AliasIndex.from_sources([], [entry])
+    text = "Об этом сообщает Old-steppe-vestnik.kz. Первоисточник: https://www.old-steppe-vestnik.kz/a/1"
+    links = ["https://www.old-steppe-vestnik.kz/a/1"]
+    found = find_citations(text, links, index)
+    assert [(c.family, c.address) for c in found] == [
+        ("ru_says", "steppe-news.kz"),
+        ("link", "steppe-news.kz"),
+    ]
+
+
+def test_a_host_label_long_enough_to_be_a_name_resolves() -> None:
+    # "пишет tengrinews": a site's coined first label names it, in lower case too
+    (citation,) = find_citations("Суд отложен, пишет tengrinews.", [], DIRECTORY)
+    assert (citation.name, citation.address) == ("tengrinews", "tengrinews.kz")
+    # a short label is a word as often as a name: "total" is not total.kz
+    assert DIRECTORY.resolve("total") is None
+
+
 def test_a_crawl_source_owns_the_directory_entries_of_its_site() -> None:
     catalog = SourceCatalog(demo_sources())
     # the demo's primeminister source owns primeminister.kz: the directory's names for the
@@ -270,6 +297,15 @@ organisations:
             "  - {id: x, kind: media, names: {ru: X}, domain: x.kz}\n"
             "  - {id: y, kind: media, names: {ru: Y}, domain: x.kz}",
             "address 'x.kz' is another entry's",
+        ),
+        (
+            "  - {id: x, kind: media, names: {ru: X}, domain: x.kz}\n"
+            "  - {id: y, kind: media, names: {ru: Y}, domain: y.kz, former_domains: [x.kz]}",
+            "address 'x.kz' is another entry's",
+        ),
+        (
+            "  - {id: x, kind: media, names: {ru: X}, domain: x.kz, former_domains: ['http://o.kz']}",
+            "not a URL",
         ),
     ],
 )
