@@ -30,16 +30,38 @@ if TYPE_CHECKING:
     from crawler.config import Organisation, Source
 
 # A cited name: up to six words, a word being letters, digits, hyphens and inner dots
-# (Caravan.kz) or a quoted title; it stops at punctuation and at the words that start the
-# next clause, so "сообщает Caravan.kz со ссылкой на ..." cites "Caravan.kz", not the rest.
-WORD = r"(?:[«\"„“][^»\"”“]{1,60}[»\"”“]|[^\W_][\w\-'’]*(?:\.[A-Za-z][\w\-]*)*)"
+# (Caravan.kz), an abbreviation with dots ("и.о.", "м.а.") or a quoted title; it stops at
+# punctuation and at the words that start the next clause, so "сообщает Caravan.kz со
+# ссылкой на ..." cites "Caravan.kz", not the rest.
+ABBREVIATION = r"[^\W\d_]{1,3}\.(?:[^\W\d_]{1,3}\.)+"
+WORD = (
+    rf"(?:[«\"„“][^»\"”“]{{1,60}}[»\"”“]|{ABBREVIATION}"
+    r"|[^\W_][\w\-'’]*(?:\.[A-Za-z][\w\-]*)*)"
+)
 CLAUSE_WORDS = (
     "со|с|о|об|что|и|а|но|по|на|к|в|во|из|от|для|при|как|где|когда|это|уже|также|"
     "деп|және|туралы|бойынша|сілтеме|and|that|on|in|at|by|for|to|as|which|who|said|says|the"
 )
 # Words of a name are apart by any space but a line break (pages use no-break spaces).
 GAP = r"[^\S\n]+"
-NAME = rf"(?P<name>(?!(?:{CLAUSE_WORDS})\b){WORD}(?:{GAP}(?!(?:{CLAUSE_WORDS})\b){WORD}){{0,5}})"
+# ("и" starts a clause, "и.о." a name)
+NOT_CLAUSE = rf"(?!(?:{CLAUSE_WORDS})(?![\w.]))"
+
+
+def _name(words: int) -> str:
+    return rf"(?P<name>{NOT_CLAUSE}{WORD}(?:{GAP}{NOT_CLAUSE}{WORD}){{0,{words - 1}}})"
+
+
+NAME = _name(6)
+# A speaker is named by his post, and a post can be a long chain ("и.о. директора
+# департамента налоговой методологии Комитета государственных доходов МФ РК"): the body at
+# its end is the credit, so a speaker's name may run to twelve words.
+SPEAKER = _name(12)
+# Where he said it may stand between the verb and the speaker ("сообщил в кулуарах
+# правительства министр ...", "опубликовал в Twitter президент ..."): "в"/"на" and a word
+# (the speaker's name, read from the next word on, holds the rest of the place, and the
+# longest known name in it wins: "министр внутренних дел" over "правительства").
+CIRCUMSTANCE = rf"(?:(?:в|во|на)\s+{NOT_CLAUSE}[^\W\d_][\w\-]*\s+)?"
 # A cited outlet after a verb of saying is a proper name: one domain (Caravan.kz), or up to
 # four capitalised or quoted words ("РИА Новости", «Хабар 24»).
 QUOTED = r"[«\"„“][^»\"”“]{1,60}[»\"”“]"
@@ -100,7 +122,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("ru_press_service", rf"\bпресс-служб[аыеуо]й?{GAP}{NAME}"),
         ("kk_reported", r"(?P<verb>\b(?:хабарлады|хабарлайды|мәлімдеді|мәлімдейді|жазды)\b)"),
         ("ru_site", rf"\b(?:{RU_SITE})\s+(?:официальн\w+\s+)?(?:сайте?|странице)\s+{NAME}"),
-        ("ru_said_by", rf"\b(?:{RU_SAID})\s+{NAME}"),
+        ("ru_said_by", rf"\b(?:{RU_SAID})\s+{CIRCUMSTANCE}{SPEAKER}"),
         ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID})\b)"),
     )
 )

@@ -102,6 +102,50 @@ def test_directory_resolves_bodies_no_crawl_source_covers(
         assert citation.name == name
 
 
+@pytest.mark.parametrize(
+    ("text", "phrase", "address"),
+    [
+        # a long post ends in the body the speaker works for; "и.о." is part of the name
+        (
+            "Об этом заявил и.о. начальника управления криминальной полиции Департамента"
+            " полиции Алматинской области Марат Сейтжанов.",
+            "заявил и.о. начальника управления криминальной полиции Департамента полиции"
+            " Алматинской области Марат Сейтжанов",
+            MVD,
+        ),
+        (
+            "Штрафы вырастут, сообщил временно исполняющий обязанности руководителя управления"
+            " администрирования Комитета государственных доходов Министерства финансов.",
+            "сообщил временно исполняющий обязанности руководителя управления администрирования"
+            " Комитета государственных доходов Министерства финансов",
+            "kgd.gov.kz",
+        ),
+        # where he said it stands between the verb and the speaker
+        (
+            "Тарифы не вырастут, заявил на полях форума министр энергетики Канат Бозумбаев.",
+            "заявил на полях форума министр энергетики Канат Бозумбаев",
+            "gov.kz/memleket/entities/energo",
+        ),
+        (
+            "Новость опубликовал в Instagram аким Карагандинской области Женис Касымбек.",
+            "опубликовал в Instagram аким Карагандинской области Женис Касымбек",
+            "gov.kz/memleket/entities/karaganda",
+        ),
+    ],
+)
+def test_a_speaker_credits_the_body_his_post_names(text: str, phrase: str, address: str) -> None:
+    (citation,) = find_citations(text, [], DIRECTORY)
+    assert (citation.phrase, citation.address) == (phrase, address)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Об этом он заявил на брифинге в Акорде.", "Решение одобрено, сообщил в Акорде помощник."],
+)
+def test_a_place_after_the_verb_is_no_speaker(text: str) -> None:
+    assert find_citations(text, [], DIRECTORY) == []
+
+
 def test_unknown_names_are_kept_with_no_address() -> None:
     (citation,) = find_citations("Об этом пишет «Степной вестник».", [], DIRECTORY)
     assert (citation.name, citation.source, citation.address) == (
