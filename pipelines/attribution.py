@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -158,6 +159,7 @@ KK_ENDINGS = sorted(
 KK_LETTERS = str.maketrans("әғқңөұүһі", "агкноуухи")
 KK_SPECIFIC = re.compile(r"[әғқңөұүһі]")
 MIN_KK_STEM = 3
+MIN_STEM = 3
 MIN_PREFIX = 4
 # A host's first label is a cited name when it is this long: a coined name (tengrinews,
 # sputniknews), not a word that happens to be a domain (total.kz, zakon.kz, el.kz).
@@ -191,7 +193,12 @@ def fold_word(word: str) -> str:
     if kazakh:
         word = _strip_kazakh_endings(word).translate(KK_LETTERS)
     language = "russian" if CYRILLIC.search(word) else "english"
-    return stemmer(language).stemWord(word) + (KAZAKH_MARK if kazakh else "")
+    stem = stemmer(language).stemWord(word)
+    # Snowball reads the end of a short noun as an adjective's ("аким" -> "ак", while
+    # "акима" -> "аким"): a stem that short is no key, the word is.
+    if len(stem) < MIN_STEM < len(word):
+        stem = word
+    return stem + (KAZAKH_MARK if kazakh else "")
 
 
 def fold_name(name: str) -> tuple[str, ...]:
@@ -346,22 +353,26 @@ class AliasIndex:
 
     def _named_in(self, text: str, group: str) -> str | None:
         folded = _folded_text(text)
-        score: dict[str, int] = {}
-        for _, width, _, key in self._matches(folded):
+        # Per body: the widest mention (a name beats a place), then how often it is named.
+        width: dict[str, int] = {}
+        mentions: Counter[str] = Counter()
+        for _, words, _, key in self._matches(folded):
             if self._groups.get(key) == group or (
                 group == "ministry"
                 and self.parties[key].kind == "official"
                 and self._groups.get(key) in (None, "ministry")
             ):
-                score[key] = max(score.get(key, 0), width + 1)  # a name beats a place
+                width[key] = max(width.get(key, 0), words + 1)
+                mentions[key] += 1
         for i, word in enumerate(folded):
             for place, key in self._places.get(word, ()):
                 if self._groups.get(key) == group and folded[i : i + len(place)] == place:
-                    score[key] = max(score.get(key, 0), len(place))
-        if not score:
+                    width[key] = max(width.get(key, 0), len(place))
+                    mentions[key] += 1
+        if not width:
             return None
-        top = max(score.values())
-        best = [key for key, value in score.items() if value == top]
+        top = max((width[key], mentions[key]) for key in width)
+        best = [key for key in width if (width[key], mentions[key]) == top]
         return best[0] if len(best) == 1 else None
 
     def source_of_url(self, url: str) -> str | None:

@@ -180,6 +180,37 @@ def test_generic_references_resolve_to_the_body_the_text_names(text: str, addres
     assert citation.address == address
 
 
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        # two regions named alike: the one named more often is the akimat meant
+        (
+            "Делегация Павлодарской области прибыла в Карагандинскую область. В Карагандинской"
+            " области гостей встретили на вокзале. Как сообщили в пресс-службе акимата, визит"
+            " продлится два дня.",
+            "gov.kz/memleket/entities/karaganda",
+        ),
+        # named once each, but one by its akim ("акима", inflected: a name beats a place)
+        (
+            "Заявление акима Костанайской области опубликовано. По данным УВП, в Астане и"
+            " Костанайской области похолодает.",
+            "gov.kz/memleket/entities/kostanay",
+        ),
+        # named once each, alike: no one is meant
+        (
+            "Делегация Павлодарской области прибыла в Карагандинскую область. Как сообщили в"
+            " пресс-службе акимата, визит продлится два дня.",
+            None,
+        ),
+    ],
+)
+def test_a_generic_reference_weighs_how_the_text_names_bodies(
+    text: str, address: str | None
+) -> None:
+    (citation,) = find_citations(text, [], DIRECTORY)
+    assert citation.address == address
+
+
 def test_a_generic_reference_with_no_body_named_is_kept_as_a_name() -> None:
     text = "Как сообщили в пресс-службе акимата, работы начнутся летом."
     (citation,) = find_citations(text, [], DIRECTORY)
