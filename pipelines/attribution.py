@@ -85,6 +85,9 @@ RU_SAID = (
     r"сообщил[аои]?|заявил[аои]?|рассказал[аои]?|уточнил[аои]?|написал[аои]?|опубликовал[аои]?"
     r"|прокомментировал[аои]?"
 )
+# A body that gives out news is its source ("Казгидромет предоставил прогноз"); after the
+# verb the name would be the receiver, so these verbs credit the subject only.
+RU_GAVE = r"предоставил[аои]?|распространил[аои]?|обнародовал[аои]?"
 RU_SITE = r"сообщает|сообщается\s+на|указанной\s+на|опубликовано\s+на"
 KK_SAYS = r"\b(?:деп\s+)?(?:хабарлайды|хабарлады|жазады)\s+"
 KK_ACCORDING_TO = r"мәліметінше|мәліметіне\s+сәйкес|хабарлауынша|хабарлауына\s+сәйкес"
@@ -97,7 +100,8 @@ KK_NAME_STOP = re.compile(
     r"^(?:деп|хабарлайды|хабарлады|жазады|жазды|және|бұл|туралы|тілшісі|[\w\-]+\.[a-z]{2,})$",
     re.IGNORECASE,
 )
-PRECEDING_WORD = re.compile(r"([^\s,;:!?()«»\"]+)[ \t]*$")
+# A word, or a quoted title as one word ('"Казгидромет" предоставил').
+PRECEDING_WORD = re.compile(rf"({QUOTED}|[^\s,;:!?()«»\"]+)[ \t]*$")
 
 # Verbs of saying are matched case-sensitively so that the outlet must be capitalised.
 CASE_SENSITIVE = frozenset({"ru_says", "kk_says", "en_reported"})
@@ -124,7 +128,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("kk_reported", r"(?P<verb>\b(?:хабарлады|хабарлайды|мәлімдеді|мәлімдейді|жазды)\b)"),
         ("ru_site", rf"\b(?:{RU_SITE})\s+(?:официальн\w+\s+)?(?:сайте?|странице)\s+{NAME}"),
         ("ru_said_by", rf"\b(?:{RU_SAID})\s+{CIRCUMSTANCE}{SPEAKER}"),
-        ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID})\b)"),
+        ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID}|{RU_GAVE})\b)"),
     )
 )
 WEAK = frozenset(

@@ -146,6 +146,15 @@ def test_a_place_after_the_verb_is_no_speaker(text: str) -> None:
     assert find_citations(text, [], DIRECTORY) == []
 
 
+def test_a_quoted_body_that_gives_out_news_is_credited() -> None:
+    text = "Вчера «Самрук-Казына» распространил отчёт о доходах за год."
+    (citation,) = find_citations(text, [], DIRECTORY)
+    assert citation.address == "sk.kz"
+    assert citation.phrase.endswith("«Самрук-Казына» распространил")
+    # whoever receives the news is no source
+    assert find_citations("Компания предоставила Минздраву данные.", [], DIRECTORY) == []
+
+
 def test_unknown_names_are_kept_with_no_address() -> None:
     (citation,) = find_citations("Об этом пишет «Степной вестник».", [], DIRECTORY)
     assert (citation.name, citation.source, citation.address) == (
