@@ -495,6 +495,19 @@ def _names_a_body(name: str) -> bool:
     return any(_same_word(word, body) for word in fold_name(name) for body in BODY_KEYS)
 
 
+# "передает корреспондент Zakon.kz", "деп хабарлайды ҚазАқпарат тілшісі": the outlet's own
+# reporter (the Kazakh word follows the name).
+REPORTER_WORD = re.compile(r"корреспондент|тілші|correspondent", re.IGNORECASE)
+REPORTER_AFTER = re.compile(rf"{GAP}(?:{REPORTER_WORD.pattern})", re.IGNORECASE)
+
+
+def names_a_reporter(text: str, citation: Citation) -> bool:
+    """Whether the credit names a reporter of the outlet: the outlet was there itself."""
+    return citation.start >= 0 and bool(
+        REPORTER_WORD.search(citation.phrase) or REPORTER_AFTER.match(text, citation.end)
+    )
+
+
 def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list[Citation]:
     """Every credit in `text` (phrase families, in text order) and in `links` (after them).
 

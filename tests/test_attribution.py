@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from crawler.config import Source
-from pipelines.attribution import AliasIndex, Citation, find_citations, fold_name
+from pipelines.attribution import (
+    AliasIndex,
+    Citation,
+    find_citations,
+    fold_name,
+    names_a_reporter,
+)
 
 SEED = (Path(__file__).parent / "data" / "stories" / "caravan_2019-07-09_baikonur.txt").read_text(
     encoding="utf-8"
@@ -211,6 +217,19 @@ def test_a_lower_case_latin_outlet_after_a_russian_verb_is_cited() -> None:
     )
     # a Russian word in lower case is still no outlet
     assert find_citations("Он пишет письмо.", [], ALIASES) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reporter"),
+    [
+        ("Сессия открылась, передает корреспондент Caravan.kz.", True),
+        ("Сессия ашылды, деп хабарлайды ҚазАқпарат тілшісі.", True),  # the word follows
+        ("Сессия открылась, сообщает Caravan.kz. Корреспондент уехал.", False),
+    ],
+)
+def test_a_credit_may_name_the_outlets_own_reporter(text: str, reporter: bool) -> None:
+    (citation,) = find_citations(text, [], ALIASES)
+    assert names_a_reporter(text, citation) is reporter
 
 
 def test_unknown_names_are_kept_as_names() -> None:
