@@ -234,9 +234,12 @@ class Organisation(Strict):
     `abbreviations` and `aliases` in any case and inflection (the matcher folds words), and
     stories report them by `address`: the `domain`, or for a body with no site of its own
     the gov.kz entity path (``gov_kz_path: memleket/entities/qriim`` is
-    ``gov.kz/memleket/entities/qriim``). `group` marks the bodies a generic reference can
-    mean ("пресс-служба акимата" is the akimat the text names); `places` are the place
-    names that tell such a body from the others of its group.
+    ``gov.kz/memleket/entities/qriim``). `former_domains` are domains the body published on
+    before (``sputniknews.kz`` of Sputnik Kazakhstan, now ``sputnik.kz``): links and names
+    on them resolve to the body, which is still reported by its `address`. `group` marks
+    the bodies a generic reference can mean ("пресс-служба акимата" is the akimat the text
+    names); `places` are the place names that tell such a body from the others of its
+    group.
     """
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
@@ -245,6 +248,7 @@ class Organisation(Strict):
     abbreviations: list[str] = Field(default_factory=list)
     aliases: list[str] = Field(default_factory=list)
     domain: str | None = None
+    former_domains: list[str] = Field(default_factory=list)
     gov_kz_path: str | None = Field(default=None, pattern=r"^memleket/entities/[a-z0-9_-]+$")
     group: Literal["akimat", "court", "prosecutor", "ministry"] | None = None
     places: list[str] = Field(default_factory=list)
@@ -253,6 +257,11 @@ class Organisation(Strict):
     @classmethod
     def _bare_domain(cls, value: str | None) -> str | None:
         return _site(value) if value is not None else None
+
+    @field_validator("former_domains")
+    @classmethod
+    def _bare_former_domains(cls, value: list[str]) -> list[str]:
+        return [_site(domain) for domain in value]
 
     @model_validator(mode="after")
     def _one_address(self) -> Organisation:
@@ -276,19 +285,23 @@ class Organisation(Strict):
 
 
 def unique_organisations(organisations: Iterable[Organisation]) -> None:
-    """Refuse two entries with one id or one address (which of them would a citation mean?)."""
+    """Refuse two entries with one id or one address, former domains included (which of
+    them would a citation mean?)."""
     ids: set[str] = set()
     addresses: set[str] = set()
     for organisation in organisations:
         if organisation.id in ids:
-            raise ValueError(f"organisation id {organisation.id!r} is used twice")
-        if organisation.address in addresses:
-            raise ValueError(
-                f"organisation {organisation.id!r}: address {organisation.address!r} is "
-                "another entry's; merge their names into one entry"
-            )
+            message = f"organisation id {organisation.id!r} is used twice"
+            raise ValueError(message)
+        for address in (organisation.address, *organisation.former_domains):
+            if address in addresses:
+                message = (
+                    f"organisation {organisation.id!r}: address {address!r} is another "
+                    "entry's; merge their names into one entry"
+                )
+                raise ValueError(message)
+            addresses.add(address)
         ids.add(organisation.id)
-        addresses.add(organisation.address)
 
 
 class SourcesFile(Strict):

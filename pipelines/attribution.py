@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,22 +31,47 @@ if TYPE_CHECKING:
     from crawler.config import Organisation, Source
 
 # A cited name: up to six words, a word being letters, digits, hyphens and inner dots
-# (Caravan.kz) or a quoted title; it stops at punctuation and at the words that start the
-# next clause, so "сообщает Caravan.kz со ссылкой на ..." cites "Caravan.kz", not the rest.
-WORD = r"(?:[«\"„“][^»\"”“]{1,60}[»\"”“]|[^\W_][\w\-'’]*(?:\.[A-Za-z][\w\-]*)*)"
+# (Caravan.kz), an abbreviation with dots ("и.о.", "м.а.") or a quoted title; it stops at
+# punctuation and at the words that start the next clause, so "сообщает Caravan.kz со
+# ссылкой на ..." cites "Caravan.kz", not the rest.
+ABBREVIATION = r"[^\W\d_]{1,3}\.(?:[^\W\d_]{1,3}\.)+"
+WORD = (
+    rf"(?:[«\"„“][^»\"”“]{{1,60}}[»\"”“]|{ABBREVIATION}"
+    r"|[^\W_][\w\-'’]*(?:\.[A-Za-z][\w\-]*)*)"
+)
 CLAUSE_WORDS = (
     "со|с|о|об|что|и|а|но|по|на|к|в|во|из|от|для|при|как|где|когда|это|уже|также|"
     "деп|және|туралы|бойынша|сілтеме|and|that|on|in|at|by|for|to|as|which|who|said|says|the"
 )
 # Words of a name are apart by any space but a line break (pages use no-break spaces).
 GAP = r"[^\S\n]+"
-NAME = rf"(?P<name>(?!(?:{CLAUSE_WORDS})\b){WORD}(?:{GAP}(?!(?:{CLAUSE_WORDS})\b){WORD}){{0,5}})"
+# ("и" starts a clause, "и.о." a name)
+NOT_CLAUSE = rf"(?!(?:{CLAUSE_WORDS})(?![\w.]))"
+
+
+def _name(words: int) -> str:
+    return rf"(?P<name>{NOT_CLAUSE}{WORD}(?:{GAP}{NOT_CLAUSE}{WORD}){{0,{words - 1}}})"
+
+
+NAME = _name(6)
+# A speaker is named by his post, and a post can be a long chain ("и.о. директора
+# департамента налоговой методологии Комитета государственных доходов МФ РК"): the body at
+# its end is the credit, so a speaker's name may run to twelve words.
+SPEAKER = _name(12)
+# Where he said it may stand between the verb and the speaker ("сообщил в кулуарах
+# правительства министр ...", "опубликовал в Twitter президент ..."): "в"/"на" and a word
+# (the speaker's name, read from the next word on, holds the rest of the place, and the
+# longest known name in it wins: "министр внутренних дел" over "правительства").
+CIRCUMSTANCE = rf"(?:(?:в|во|на)\s+{NOT_CLAUSE}[^\W\d_][\w\-]*\s+)?"
 # A cited outlet after a verb of saying is a proper name: one domain (Caravan.kz), or up to
 # four capitalised or quoted words ("РИА Новости", «Хабар 24»).
 QUOTED = r"[«\"„“][^»\"”“]{1,60}[»\"”“]"
 DOMAIN = r"[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.[a-zA-Z]{2,}\b"
 CAPITALISED = rf"(?:{QUOTED}|[A-ZА-ЯЁӘҒҚҢӨҰҮҺІ][\w\-]+|\d+)"
-OUTLET = rf"(?P<name>{DOMAIN}|{CAPITALISED}(?:{GAP}{CAPITALISED}){{0,3}})"
+# A Latin word in lower case after a Russian verb is an outlet's name too ("пишет
+# sputniknews"): a Russian sentence has no other reason to hold one there.
+LATIN_WORD = r"[a-z][a-z0-9\-]{3,}\b"
+OUTLET = rf"(?P<name>{DOMAIN}|{LATIN_WORD}|{CAPITALISED}(?:{GAP}{CAPITALISED}){{0,3}})"
 REPORTER = (
     r"(?:(?:собственный\s+)?корреспондент(?:ы|а)?\s+|тілшісі\s+"
     r"|агентство\s+|издание\s+|портал\s+)?"
@@ -59,6 +85,9 @@ RU_SAID = (
     r"сообщил[аои]?|заявил[аои]?|рассказал[аои]?|уточнил[аои]?|написал[аои]?|опубликовал[аои]?"
     r"|прокомментировал[аои]?"
 )
+# A body that gives out news is its source ("Казгидромет предоставил прогноз"); after the
+# verb the name would be the receiver, so these verbs credit the subject only.
+RU_GAVE = r"предоставил[аои]?|распространил[аои]?|обнародовал[аои]?"
 RU_SITE = r"сообщает|сообщается\s+на|указанной\s+на|опубликовано\s+на"
 KK_SAYS = r"\b(?:деп\s+)?(?:хабарлайды|хабарлады|жазады)\s+"
 KK_ACCORDING_TO = r"мәліметінше|мәліметіне\s+сәйкес|хабарлауынша|хабарлауына\s+сәйкес"
@@ -71,7 +100,8 @@ KK_NAME_STOP = re.compile(
     r"^(?:деп|хабарлайды|хабарлады|жазады|жазды|және|бұл|туралы|тілшісі|[\w\-]+\.[a-z]{2,})$",
     re.IGNORECASE,
 )
-PRECEDING_WORD = re.compile(r"([^\s,;:!?()«»\"]+)[ \t]*$")
+# A word, or a quoted title as one word ('"Казгидромет" предоставил').
+PRECEDING_WORD = re.compile(rf"({QUOTED}|[^\s,;:!?()«»\"]+)[ \t]*$")
 
 # Verbs of saying are matched case-sensitively so that the outlet must be capitalised.
 CASE_SENSITIVE = frozenset({"ru_says", "kk_says", "en_reported"})
@@ -97,8 +127,8 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("ru_press_service", rf"\bпресс-служб[аыеуо]й?{GAP}{NAME}"),
         ("kk_reported", r"(?P<verb>\b(?:хабарлады|хабарлайды|мәлімдеді|мәлімдейді|жазды)\b)"),
         ("ru_site", rf"\b(?:{RU_SITE})\s+(?:официальн\w+\s+)?(?:сайте?|странице)\s+{NAME}"),
-        ("ru_said_by", rf"\b(?:{RU_SAID})\s+{NAME}"),
-        ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID})\b)"),
+        ("ru_said_by", rf"\b(?:{RU_SAID})\s+{CIRCUMSTANCE}{SPEAKER}"),
+        ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID}|{RU_GAVE})\b)"),
     )
 )
 WEAK = frozenset(
@@ -133,7 +163,11 @@ KK_ENDINGS = sorted(
 KK_LETTERS = str.maketrans("әғқңөұүһі", "агкноуухи")
 KK_SPECIFIC = re.compile(r"[әғқңөұүһі]")
 MIN_KK_STEM = 3
+MIN_STEM = 3
 MIN_PREFIX = 4
+# A host's first label is a cited name when it is this long: a coined name (tengrinews,
+# sputniknews), not a word that happens to be a domain (total.kz, zakon.kz, el.kz).
+MIN_SITE_LABEL = 8
 KAZAKH_MARK = "~"  # no token holds it (ALIAS_TOKEN)
 QUOTES = str.maketrans(dict.fromkeys('«»"„“”'))
 ALIAS_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)+|[^\W_]+")
@@ -163,7 +197,12 @@ def fold_word(word: str) -> str:
     if kazakh:
         word = _strip_kazakh_endings(word).translate(KK_LETTERS)
     language = "russian" if CYRILLIC.search(word) else "english"
-    return stemmer(language).stemWord(word) + (KAZAKH_MARK if kazakh else "")
+    stem = stemmer(language).stemWord(word)
+    # Snowball reads the end of a short noun as an adjective's ("аким" -> "ак", while
+    # "акима" -> "аким"): a stem that short is no key, the word is.
+    if len(stem) < MIN_STEM < len(word):
+        stem = word
+    return stem + (KAZAKH_MARK if kazakh else "")
 
 
 def fold_name(name: str) -> tuple[str, ...]:
@@ -223,6 +262,7 @@ class AliasIndex:
         self._places: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         self._groups: dict[str, str] = {}
         self._sites: list[tuple[str, str, str]] = []  # (host, path prefix, key)
+        self._labels: dict[str, str] = {}  # first label of a site's host ("tengrinews")
 
     @classmethod
     def from_sources(
@@ -238,25 +278,41 @@ class AliasIndex:
                 index._add_name(alias, source.name)
         owned = list(index._sites)
         for organisation in organisations:
-            key = _owner(organisation.address, owned) or organisation.address
-            if key not in index.parties:
-                index.parties[key] = Party(
-                    key, organisation.kind, organisation.title, key, organisation.group
-                )
-                index._sites.append((*_split_site(key), key))
-            if organisation.group:
-                index._groups.setdefault(key, organisation.group)
-            for name in (*organisation.cited_names(), organisation.domain or ""):
-                index._add_name(name, key)
-            for name in _ministers(organisation):
-                index._add_name(name, key)
-            for place in organisation.places:
-                folded = fold_name(place)
-                if folded:
-                    index._places.setdefault(folded[0], []).append((folded, key))
+            index._add_organisation(organisation, owned)
         # Longest site first: gov.kz/memleket/entities/minfin before a bare gov.kz.
         index._sites.sort(key=lambda site: len(site[0]) + len(site[1]), reverse=True)
+        for host, _, key in reversed(index._sites):  # the longest site keeps a label
+            label = host.removeprefix("www.").split(".")[0]
+            if "." in host and len(label) >= MIN_SITE_LABEL:
+                index._labels[label] = key
         return index
+
+    def _add_organisation(
+        self, organisation: Organisation, owned: Iterable[tuple[str, str, str]]
+    ) -> None:
+        """A directory entry: its sites, names and places, under the crawl source that owns
+        its address (`owned`) or else under its address."""
+        key = _owner(organisation.address, owned) or organisation.address
+        if key not in self.parties:
+            self.parties[key] = Party(
+                key, organisation.kind, organisation.title, key, organisation.group
+            )
+            self._sites.append((*_split_site(key), key))
+        if organisation.group:
+            self._groups.setdefault(key, organisation.group)
+        for former in organisation.former_domains:
+            self._sites.append((*_split_site(former), key))
+        for name in (
+            *organisation.cited_names(),
+            organisation.domain or "",
+            *organisation.former_domains,
+            *_ministers(organisation),
+        ):
+            self._add_name(name, key)
+        for place in organisation.places:
+            folded = fold_name(place)
+            if folded:
+                self._places.setdefault(folded[0], []).append((folded, key))
 
     def _add_name(self, name: str, key: str) -> None:
         folded = fold_name(name)
@@ -277,13 +333,15 @@ class AliasIndex:
 
     def resolve(self, name: str) -> str | None:
         """The party `name` refers to, or None when no name it knows is inside it. Of
-        several, the longest name wins ("пресс-служба Акорды" over a bare "Акорда")."""
+        several, the longest name wins ("пресс-служба Акорды" over a bare "Акорда"). A
+        domain resolves to its site's party, and so does a word that is a long first label
+        of a site's host ("пишет tengrinews")."""
         folded = fold_name(name)
         best = max(self._matches(folded), key=lambda m: (m[1], -m[2]), default=None)
         if best is not None:
             return best[3]
-        for word in folded:
-            key = self.source_of_url(f"//{word}")
+        for token in ALIAS_TOKEN.findall(name.casefold()):
+            key = self.source_of_url(f"//{token}") if "." in token else self._labels.get(token)
             if key:
                 return key
         return None
@@ -299,22 +357,26 @@ class AliasIndex:
 
     def _named_in(self, text: str, group: str) -> str | None:
         folded = _folded_text(text)
-        score: dict[str, int] = {}
-        for _, width, _, key in self._matches(folded):
+        # Per body: the widest mention (a name beats a place), then how often it is named.
+        width: dict[str, int] = {}
+        mentions: Counter[str] = Counter()
+        for _, words, _, key in self._matches(folded):
             if self._groups.get(key) == group or (
                 group == "ministry"
                 and self.parties[key].kind == "official"
                 and self._groups.get(key) in (None, "ministry")
             ):
-                score[key] = max(score.get(key, 0), width + 1)  # a name beats a place
+                width[key] = max(width.get(key, 0), words + 1)
+                mentions[key] += 1
         for i, word in enumerate(folded):
             for place, key in self._places.get(word, ()):
                 if self._groups.get(key) == group and folded[i : i + len(place)] == place:
-                    score[key] = max(score.get(key, 0), len(place))
-        if not score:
+                    width[key] = max(width.get(key, 0), len(place))
+                    mentions[key] += 1
+        if not width:
             return None
-        top = max(score.values())
-        best = [key for key, value in score.items() if value == top]
+        top = max((width[key], mentions[key]) for key in width)
+        best = [key for key in width if (width[key], mentions[key]) == top]
         return best[0] if len(best) == 1 else None
 
     def source_of_url(self, url: str) -> str | None:
@@ -431,6 +493,19 @@ def _domain_in(name: str) -> str | None:
 
 def _names_a_body(name: str) -> bool:
     return any(_same_word(word, body) for word in fold_name(name) for body in BODY_KEYS)
+
+
+# "передает корреспондент Zakon.kz", "деп хабарлайды ҚазАқпарат тілшісі": the outlet's own
+# reporter (the Kazakh word follows the name).
+REPORTER_WORD = re.compile(r"корреспондент|тілші|correspondent", re.IGNORECASE)
+REPORTER_AFTER = re.compile(rf"{GAP}(?:{REPORTER_WORD.pattern})", re.IGNORECASE)
+
+
+def names_a_reporter(text: str, citation: Citation) -> bool:
+    """Whether the credit names a reporter of the outlet: the outlet was there itself."""
+    return citation.start >= 0 and bool(
+        REPORTER_WORD.search(citation.phrase) or REPORTER_AFTER.match(text, citation.end)
+    )
 
 
 def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list[Citation]:

@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipelines.stories import link_view
+
 if TYPE_CHECKING:
     from pipelines.story_index import StoryIndex
 
@@ -29,8 +31,10 @@ PROVENANCE_COLUMNS = (
     "story_id",
     "role",  # original | copy
     "original_url",  # empty when the original is a cited source not collected
+    # Sources as ``presswatch link --json`` reports them: where the body publishes (a domain,
+    # or gov.kz and its entity path), whether a crawl source collects it or not.
     "original_source",
-    "cited_sources",  # whom the item credits: source names, else the names it uses
+    "cited_sources",  # whom the item credits: their domains, else the names it uses
     "attribution",  # the phrases (or links) that credit them
     "unattributed",  # a copy of an official text that credits no one
     "lag_seconds",  # behind the original; None when either time is unknown
@@ -55,13 +59,14 @@ def csv_safe(value: Any) -> str:
 def provenance(item_id: str, record: dict[str, Any], original_url: str | None) -> dict[str, Any]:
     """The provenance columns of one item of the story `record` (`Story.to_dict()`), given
     the URL of the story's original item (None when it is external)."""
-    member = next(m for m in record["members"] if m["item"] == item_id)
-    cited = [cite["source"] or cite["name"] for cite in member["cites"]]
+    view = link_view(record)
+    member = next(m for m in view["members"] if m["item"] == item_id)
+    cited = [cite["source"] for cite in member["cites"]]
     return {
         "story_id": record["id"],
         "role": member["role"],
         "original_url": original_url,
-        "original_source": record["original"]["source"],
+        "original_source": view["original"]["source"],
         "cited_sources": list(dict.fromkeys(cited)),
         "attribution": [cite["phrase"] for cite in member["cites"]],
         "unattributed": member["unattributed"],

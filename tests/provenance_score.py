@@ -20,8 +20,13 @@ configured source by its crawl-source NAME (``zakon``, ``gov-almaty``); such a n
 into the source's first domain from the sources config, and a source on the shared gov.kz
 domain into the entity path of its discovery URLs (``gov-almaty`` ->
 ``gov.kz/memleket/entities/almaty``). A prediction that is no configured name is taken as a
-host (``www.`` dropped). Domains and paths must then be equal; a labelled name matches a
-predicted source or cited name that is equal once folded (case, ё, quotes and punctuation).
+host (``www.`` dropped). Organisations are compared, not spellings of their domains: a
+domain the directory of organisations (`pipelines.organisations`) knows as an entry's
+domain or one of its ``former_domains`` stands for that entry's address, on both sides (the
+labels keep Sputnik's 2019 ``sputniknews.kz``; the directory reports today's
+``sputnik.kz``: one organisation). Domains and paths must then be equal; a labelled name
+matches a predicted source or cited name that is equal once folded (case, ё, quotes and
+punctuation).
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pipelines.organisations import bundled_organisations
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -94,6 +102,22 @@ def source_domains(sources: Iterable[Source]) -> dict[str, str]:
     return domains
 
 
+@lru_cache(maxsize=1)
+def directory_addresses() -> dict[str, str]:
+    """Each domain of the bundled directory, former ones included -> the entry's address."""
+    return {
+        domain: organisation.address
+        for organisation in bundled_organisations()
+        for domain in (organisation.domain, *organisation.former_domains)
+        if domain
+    }
+
+
+def canonical(domain: str) -> str:
+    """The organisation a domain stands for, as the directory reports it (else the domain)."""
+    return directory_addresses().get(domain, domain)
+
+
 def as_domain(predicted: str | None, domains: dict[str, str]) -> str | None:
     """A predicted source (a configured name, or a host) as a label's domain."""
     if not predicted:
@@ -114,7 +138,11 @@ def is_domain(label: str) -> bool:
 def same_source(labelled: str, predicted: Iterable[str | None], domains: dict[str, str]) -> bool:
     """Whether any of the `predicted` names or hosts is the `labelled` organisation."""
     if is_domain(labelled):
-        return any(as_domain(p, domains) == labelled for p in predicted)
+        wanted = canonical(labelled)
+        return any(
+            (domain := as_domain(p, domains)) is not None and canonical(domain) == wanted
+            for p in predicted
+        )
     return any(p and fold(p) == fold(labelled) for p in predicted)
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from crawler.config import Source
-from pipelines.attribution import AliasIndex, Citation, find_citations, fold_name
+from pipelines.attribution import (
+    AliasIndex,
+    Citation,
+    find_citations,
+    fold_name,
+    names_a_reporter,
+)
 
 SEED = (Path(__file__).parent / "data" / "stories" / "caravan_2019-07-09_baikonur.txt").read_text(
     encoding="utf-8"
@@ -200,6 +206,32 @@ def test_a_kazakh_sentence_with_outlet_and_original() -> None:
     ]
 
 
+def test_a_lower_case_latin_outlet_after_a_russian_verb_is_cited() -> None:
+    # "пишет vlastkz": a Latin word after a Russian verb of saying names an outlet
+    text = "Сделка сорвалась, пишет vlastkz. Подробности позже."
+    (citation,) = find_citations(text, [], ALIASES)
+    assert (citation.family, citation.phrase, citation.source) == (
+        "ru_says",
+        "пишет vlastkz",
+        None,
+    )
+    # a Russian word in lower case is still no outlet
+    assert find_citations("Он пишет письмо.", [], ALIASES) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reporter"),
+    [
+        ("Сессия открылась, передает корреспондент Caravan.kz.", True),
+        ("Сессия ашылды, деп хабарлайды ҚазАқпарат тілшісі.", True),  # the word follows
+        ("Сессия открылась, сообщает Caravan.kz. Корреспондент уехал.", False),
+    ],
+)
+def test_a_credit_may_name_the_outlets_own_reporter(text: str, reporter: bool) -> None:
+    (citation,) = find_citations(text, [], ALIASES)
+    assert names_a_reporter(text, citation) is reporter
+
+
 def test_unknown_names_are_kept_as_names() -> None:
     [citation] = find_citations("Об этом сообщили в пресс-службе ДЧС города.", [], ALIASES)
     assert citation.name == "пресс-службе ДЧС города"
@@ -245,6 +277,8 @@ def test_alias_lookup_ignores_case_and_inflection(name: str, expected: str | Non
 def test_folded_names_meet_across_spellings() -> None:
     assert fold_name("Пресс-службы") == fold_name("пресс-служба")
     assert fold_name("ещё") == fold_name("еще")
+    # snowball takes "-им" of a short noun for an adjective's ending: "аким" would be "ак"
+    assert fold_name("аким") == fold_name("акима") == fold_name("акимом") == ("аким",)
 
 
 def test_plain_text_cites_nobody() -> None:

@@ -136,6 +136,6 @@ def test_the_demo_stories_are_there_to_review_and_export(demo_dir: Path) -> None
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     copy = next(row for row in rows if row["story_id"] == release["id"])
     assert copy["role"] == "copy"
-    assert copy["original_source"] == "primeminister"
+    assert copy["original_source"] == "primeminister.kz"
     assert copy["unattributed"] == "True"
     assert float(copy["lag_seconds"]) > 0

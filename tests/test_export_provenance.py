@@ -61,10 +61,11 @@ def test_jsonl_rows_carry_the_story(filled: dict[str, Any]) -> None:
         assert row["story_id"] == original["story_id"] == min(CARAVAN, AQSU, PRIME, STEPPE)
         assert row["role"] == "copy"
         assert row["original_url"] == release_url
-        assert row["original_source"] == "primeminister"
+        # a domain, as `presswatch link --json` reports it, for a collected original too
+        assert row["original_source"] == "primeminister.kz"
         assert row["lag_seconds"] > 0
     caravan = rows[CARAVAN]
-    assert caravan["cited_sources"] == ["primeminister"]
+    assert caravan["cited_sources"] == ["primeminister.kz"]
     assert caravan["attribution"][0].startswith("со ссылкой на пресс-службу")
     assert not caravan["unattributed"]
     assert rows[AQSU]["unattributed"] is True
@@ -84,8 +85,8 @@ def test_csv_rows_carry_the_story_in_cells(filled: dict[str, Any]) -> None:
     assert set(PROVENANCE_COLUMNS) <= set(next(iter(rows.values())))
     caravan = rows[CARAVAN]
     assert caravan["role"] == "copy"
-    assert caravan["original_source"] == "primeminister"
-    assert caravan["cited_sources"] == "primeminister"
+    assert caravan["original_source"] == "primeminister.kz"
+    assert caravan["cited_sources"] == "primeminister.kz"
     assert caravan["attribution"].startswith("со ссылкой на пресс-службу")
     assert float(caravan["lag_seconds"]) > 0
     assert rows[AQSU]["unattributed"] == "True"
@@ -95,14 +96,17 @@ def test_csv_rows_carry_the_story_in_cells(filled: dict[str, Any]) -> None:
 def test_provenance_cells_stay_formula_safe() -> None:
     record = {
         "id": "s",
-        "original": {"item": None, "source": "=cmd|' /C calc'!A0"},
+        "original": {"item": None, "source": "=cmd|' /C calc'!A0", "domain": None},
         "members": [
             {
                 "item": "a",
                 "role": "copy",
-                "cites": [{"phrase": "@SUM(A1)", "source": None, "name": "+evil"}],
+                "cites": [
+                    {"phrase": "@SUM(A1)", "start": 0, "end": 8, "source": None, "name": "+evil"}
+                ],
                 "unattributed": False,
                 "lag_seconds": -300.0,
+                "similarity": 1.0,
             }
         ],
     }

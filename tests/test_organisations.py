@@ -102,6 +102,59 @@ def test_directory_resolves_bodies_no_crawl_source_covers(
         assert citation.name == name
 
 
+@pytest.mark.parametrize(
+    ("text", "phrase", "address"),
+    [
+        # a long post ends in the body the speaker works for; "и.о." is part of the name
+        (
+            "Об этом заявил и.о. начальника управления криминальной полиции Департамента"
+            " полиции Алматинской области Марат Сейтжанов.",
+            "заявил и.о. начальника управления криминальной полиции Департамента полиции"
+            " Алматинской области Марат Сейтжанов",
+            MVD,
+        ),
+        (
+            "Штрафы вырастут, сообщил временно исполняющий обязанности руководителя управления"
+            " администрирования Комитета государственных доходов Министерства финансов.",
+            "сообщил временно исполняющий обязанности руководителя управления администрирования"
+            " Комитета государственных доходов Министерства финансов",
+            "kgd.gov.kz",
+        ),
+        # where he said it stands between the verb and the speaker
+        (
+            "Тарифы не вырастут, заявил на полях форума министр энергетики Канат Бозумбаев.",
+            "заявил на полях форума министр энергетики Канат Бозумбаев",
+            "gov.kz/memleket/entities/energo",
+        ),
+        (
+            "Новость опубликовал в Instagram аким Карагандинской области Женис Касымбек.",
+            "опубликовал в Instagram аким Карагандинской области Женис Касымбек",
+            "gov.kz/memleket/entities/karaganda",
+        ),
+    ],
+)
+def test_a_speaker_credits_the_body_his_post_names(text: str, phrase: str, address: str) -> None:
+    (citation,) = find_citations(text, [], DIRECTORY)
+    assert (citation.phrase, citation.address) == (phrase, address)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Об этом он заявил на брифинге в Акорде.", "Решение одобрено, сообщил в Акорде помощник."],
+)
+def test_a_place_after_the_verb_is_no_speaker(text: str) -> None:
+    assert find_citations(text, [], DIRECTORY) == []
+
+
+def test_a_quoted_body_that_gives_out_news_is_credited() -> None:
+    text = "Вчера «Самрук-Казына» распространил отчёт о доходах за год."
+    (citation,) = find_citations(text, [], DIRECTORY)
+    assert citation.address == "sk.kz"
+    assert citation.phrase.endswith("«Самрук-Казына» распространил")
+    # whoever receives the news is no source
+    assert find_citations("Компания предоставила Минздраву данные.", [], DIRECTORY) == []
+
+
 def test_unknown_names_are_kept_with_no_address() -> None:
     (citation,) = find_citations("Об этом пишет «Степной вестник».", [], DIRECTORY)
     assert (citation.name, citation.source, citation.address) == (
@@ -136,6 +189,37 @@ def test_generic_references_resolve_to_the_body_the_text_names(text: str, addres
     assert citation.address == address
 
 
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        # two regions named alike: the one named more often is the akimat meant
+        (
+            "Делегация Павлодарской области прибыла в Карагандинскую область. В Карагандинской"
+            " области гостей встретили на вокзале. Как сообщили в пресс-службе акимата, визит"
+            " продлится два дня.",
+            "gov.kz/memleket/entities/karaganda",
+        ),
+        # named once each, but one by its akim ("акима", inflected: a name beats a place)
+        (
+            "Заявление акима Костанайской области опубликовано. По данным УВП, в Астане и"
+            " Костанайской области похолодает.",
+            "gov.kz/memleket/entities/kostanay",
+        ),
+        # named once each, alike: no one is meant
+        (
+            "Делегация Павлодарской области прибыла в Карагандинскую область. Как сообщили в"
+            " пресс-службе акимата, визит продлится два дня.",
+            None,
+        ),
+    ],
+)
+def test_a_generic_reference_weighs_how_the_text_names_bodies(
+    text: str, address: str | None
+) -> None:
+    (citation,) = find_citations(text, [], DIRECTORY)
+    assert citation.address == address
+
+
 def test_a_generic_reference_with_no_body_named_is_kept_as_a_name() -> None:
     text = "Как сообщили в пресс-службе акимата, работы начнутся летом."
     (citation,) = find_citations(text, [], DIRECTORY)
@@ -161,6 +245,33 @@ def test_links_to_gov_kz_bodies_resolve_by_path() -> None:
     ]
     found = find_citations("", links, DIRECTORY)
     assert [c.address for c in found] == [MVD, "gov.kz/memleket/entities/dsm"]
+
+
+def test_a_former_domain_resolves_to_the_body_and_reports_its_current_one() -> None:
+    entry = Organisation(
+        id="steppe",
+        kind="media",
+        names={"ru": "Степной вестник"},
+        domain="steppe-news.kz",
+        former_domains=["Old-Steppe-Vestnik.kz/"],
+    )
+    assert entry.former_domains == ["old-steppe-vestnik.kz"]
+    index = AliasIndex.from_sources([], [entry])
+    text = "Об этом сообщает Old-steppe-vestnik.kz. Первоисточник: https://www.old-steppe-vestnik.kz/a/1"
+    links = ["https://www.old-steppe-vestnik.kz/a/1"]
+    found = find_citations(text, links, index)
+    assert [(c.family, c.address) for c in found] == [
+        ("ru_says", "steppe-news.kz"),
+        ("link", "steppe-news.kz"),
+    ]
+
+
+def test_a_host_label_long_enough_to_be_a_name_resolves() -> None:
+    # "пишет tengrinews": a site's coined first label names it, in lower case too
+    (citation,) = find_citations("Суд отложен, пишет tengrinews.", [], DIRECTORY)
+    assert (citation.name, citation.address) == ("tengrinews", "tengrinews.kz")
+    # a short label is a word as often as a name: "total" is not total.kz
+    assert DIRECTORY.resolve("total") is None
 
 
 def test_a_crawl_source_owns_the_directory_entries_of_its_site() -> None:
@@ -270,6 +381,15 @@ organisations:
             "  - {id: x, kind: media, names: {ru: X}, domain: x.kz}\n"
             "  - {id: y, kind: media, names: {ru: Y}, domain: x.kz}",
             "address 'x.kz' is another entry's",
+        ),
+        (
+            "  - {id: x, kind: media, names: {ru: X}, domain: x.kz}\n"
+            "  - {id: y, kind: media, names: {ru: Y}, domain: y.kz, former_domains: [x.kz]}",
+            "address 'x.kz' is another entry's",
+        ),
+        (
+            "  - {id: x, kind: media, names: {ru: X}, domain: x.kz, former_domains: ['http://o.kz']}",
+            "not a URL",
         ),
     ],
 )

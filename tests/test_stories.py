@@ -99,6 +99,36 @@ def test_external_original_from_citations_alone(sources) -> None:
     assert (chains["copy-1"].item, chains["copy-1"].source) == ("copy-0", "steppe")
 
 
+def test_an_outlet_whose_reporter_was_there_is_not_unattributed(sources) -> None:
+    event = "Аким открыл новую школу на шестьсот мест в микрорайоне Жулдыз. "
+    members = [
+        ItemSummary("a-steppe", "steppe", "Школа", event * 4, lang="ru", published_at=at)
+        for at in ["2019-11-18T09:00:00+06:00"]
+    ]
+    for n, (source, byline) in enumerate(
+        [
+            ("caravan", "передает корреспондент Caravan.kz."),  # its own reporter
+            ("zakon", "передает собственный корреспондент Zakon.kz."),
+            ("zakon-kaz", "деп хабарлайды Zakon.kz."),  # the Kazakh edition of zakon's report
+            ("aqsu", ""),  # no credit, no reporter
+        ]
+    ):
+        members.append(
+            ItemSummary(
+                f"b-{n}-{source}",
+                source,
+                "Школа",
+                event * 4 + byline,
+                lang="kk" if source == "zakon-kaz" else "ru",
+                published_at=f"2019-11-18T1{n}:00:00+06:00",
+            )
+        )
+    story = assemble_story(members, sources)
+    assert story.original.item == "a-steppe"
+    flagged = {m.source: m.unattributed for m in story.members if m.role == "copy"}
+    assert flagged == {"caravan": False, "zakon": False, "zakon-kaz": False, "aqsu": True}
+
+
 def test_an_item_that_bridges_two_stories_merges_them(sources, items) -> None:
     first = items["ria/1561088279"]  # plane cabin video
     second = items["zakon/4995300-kazahstanskiy-armeets-stal-chempionom"]  # pankration
