@@ -144,6 +144,7 @@ BODY_WORDS = (
 )
 # A photo or video credit ("Фото: пресс-служба акимата") credits a picture, not the text.
 NAMED_DOMAIN = re.compile(DOMAIN, re.IGNORECASE)
+URL_AT = re.compile(r"https?://[^\s<>\"«»]+", re.IGNORECASE)  # a cited name that is an address
 PHOTO_CREDIT = re.compile(r"(?:фото|photo|сурет|видео|video|кадр)\w*[^\n]{0,40}$", re.IGNORECASE)
 
 # Kazakh case and possessive endings, longest first; stripped before stemming so that
@@ -524,12 +525,16 @@ def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list
                 name = _clean_name(text[start : match.start("verb")])
             else:
                 name = _clean_name(match.group("name"))
+            url = "name" in pattern.groupindex and URL_AT.match(text, match.start("name"))
+            if url:  # "Источник: https://…": the address is the name, resolved as a link
+                end = url.end()
+                name = urlsplit(url.group()).hostname or ""
             if not name or any(start < c_end and c_start < end for c_start, c_end in covered):
                 continue
             line_start = text.rfind("\n", 0, start) + 1
             if PHOTO_CREDIT.search(text, line_start, start):
                 continue
-            source = aliases.resolve_in(name, text)
+            source = aliases.source_of_url(url.group()) if url else aliases.resolve_in(name, text)
             if family in WEAK and source is None and not _names_a_body(name):
                 continue
             covered.append((start, end))
@@ -554,6 +559,8 @@ def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list
         at = text.find(link)
         if at >= 0 and PHOTO_CREDIT.search(text, text.rfind("\n", 0, at) + 1, at):
             continue
+        if at >= 0 and any(c.start <= at < c.end for c in found if c.family != "link"):
+            continue  # the phrase that names it ("Источник: https://…") is its credit
         span = (at, at + len(link)) if at >= 0 else (-1, -1)
         host = urlsplit(link).hostname or ""
         found.append(

@@ -289,3 +289,13 @@ def test_plain_text_cites_nobody() -> None:
 def test_citation_is_plain_data() -> None:
     citation = Citation("по данным МВД", 0, 13, "МВД", "mvd")
     assert citation.family == ""
+
+
+@pytest.mark.parametrize("linked", [True, False], ids=["in links", "text only"])
+def test_a_source_line_with_an_address_cites_the_address_once(linked: bool) -> None:
+    url = "https://www.inform.kz/ru/article/3000001"
+    text = f"Вице-министр подписал меморандум.\nИсточник: {url}"
+    (citation,) = find_citations(text, [url] if linked else [], ALIASES)
+    assert citation.phrase == f"Источник: {url}"  # not "Источник: https", cited as "https"
+    assert citation.name == "www.inform.kz"
+    assert citation.source == "kazinform"
