@@ -242,13 +242,21 @@ def items(
 ) -> None:
     """List collected items, newest first; --text finds words as rules do (inflected forms,
     ё/е, Kazakh Latin spellings)."""
-    keep = None
+    search = None
     if text is not None:
         from scheduler.matcher import text_search
 
         with refusing_bad_input():
-            keep = text_search(text)
-    query = _item_query(source=source, since=since, until=until, lang=lang, keep=keep, limit=limit)
+            search = text_search(text)
+    query = _item_query(
+        source=source,
+        since=since,
+        until=until,
+        lang=lang,
+        keep=search,
+        word_prefixes=search.prefixes if search else (),
+        limit=limit,
+    )
     with opened_store(store) as st:
         found = st.items(query)
         total = st.count_items(source)

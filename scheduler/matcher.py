@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate, product
@@ -605,7 +605,35 @@ def match_item(rules: CompiledRules, item: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def text_search(words: str) -> Callable[[Mapping[str, Any]], bool]:
+MIN_SEARCH_PREFIX = 3  # shorter word prefixes would narrow a search too little to help
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """Words searched as a rule's term would match them; call it on an item to test it."""
+
+    compiled: CompiledRules
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """A matching item holds a word that starts with one of these (`ItemQuery`); none
+        when they would be too short to narrow anything.
+
+        They are cut before the first е, since the word index keeps the ё that matching
+        reads as е. The index does not undo what `normalize` undoes for matching (invisible
+        characters inside a word, Latin look-alikes in Cyrillic): a search for such words
+        may miss an item that an alert would catch.
+        """
+        cut = {prefix.split("е", 1)[0] for prefix in self.compiled.literals}
+        if any(len(prefix) < MIN_SEARCH_PREFIX for prefix in cut):
+            return ()
+        return tuple(sorted(cut))
+
+    def __call__(self, item: Mapping[str, Any]) -> bool:
+        return any(self.compiled.match(item.get(field) or "") for field in ("title", "text"))
+
+
+def text_search(words: str) -> TextSearch:
     """What `presswatch items --text WORDS` keeps: an item whose title or text matches
     `words` as a rule's term would (inflected forms, case, ё/е, Kazakh Latin spellings).
     A ValueError says why `words` cannot be searched (no letter or digit in it)."""
@@ -614,5 +642,4 @@ def text_search(words: str) -> Callable[[Mapping[str, Any]], bool]:
     if not WORD.search(words):
         msg = f"--text {words!r} has no letter or digit to search for"
         raise ValueError(msg)
-    rules = compile_rules([Rule(name="text", terms=[words], channels=["none"])])
-    return lambda item: any(rules.match(item.get(field) or "") for field in ("title", "text"))
+    return TextSearch(compile_rules([Rule(name="text", terms=[words], channels=["none"])]))

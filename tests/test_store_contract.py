@@ -610,3 +610,21 @@ def test_redis_warns_when_it_may_lose_data(
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_word_prefixes_narrow_but_keep_decides(store: Store) -> None:
+    texts = {
+        "a": "Запуск с Байконура перенесли.",
+        "b": "Байқоңырда ұшыру өтті.",
+        "c": "Космодромы мира: Байконур и Восточный.",
+        "d": "На Байкале потеплело.",
+    }
+    for key, text in texts.items():
+        store.add_item(make_item(key, text=text))
+    query = ItemQuery(
+        keep=lambda item: "Байконур" in item["text"] or "Байқоңыр" in item["text"],
+        word_prefixes=("байконур", "байқоңыр"),
+        limit=10,
+    )
+    found = {item["text"] for item in store.items(query)}
+    assert found == {texts["a"], texts["b"], texts["c"]}

@@ -296,7 +296,7 @@ def test_source_page_items_per_day_credit_runs_and_health(client: TestClient) ->
     assert "failing" in page
     assert "3 requests failed: &lt;timeout&gt;" in page
     assert "Caravan" in page or "caravan" in page
-    assert "Credits most: primeminister (1)" in page
+    assert "Credits most: primeminister.kz (1)" in page  # sources as domains (issue 13)
     assert client.get("/sources/nobody").status_code == 404
     listing = client.get("/sources").text
     assert 'href="/sources/caravan"' in listing
@@ -331,7 +331,7 @@ def test_exports_carry_provenance(client: TestClient) -> None:
     rows = [json.loads(line) for line in jsonl.text.splitlines()]
     assert [row["id"] for row in rows] == [CARAVAN]
     assert rows[0]["role"] == "copy"
-    assert rows[0]["original_source"] == "primeminister"
+    assert rows[0]["original_source"] == "primeminister.kz"
     table = client.get("/export.csv", params={"q": "Хроника"})
     records = list(csv.DictReader(io.StringIO(table.text)))
     assert [r["title"] for r in records] == [SCRIPT_TITLE]

@@ -56,6 +56,10 @@ class ItemQuery:
     # The caller's own test of an item (e.g. the keyword matcher's, which knows inflections
     # and spellings the word index does not): read newest first until `limit` items pass.
     keep: Callable[[dict[str, Any]], bool] | None = None
+    # What `keep` needs of an item: a word of its title or text that starts with one of
+    # these. A store with a word index narrows by them before `keep` runs; one without may
+    # ignore them, since `keep` decides anyway.
+    word_prefixes: tuple[str, ...] = ()
     limit: int = 50
     offset: int = 0
 

@@ -146,6 +146,9 @@ def item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
                 " OR instr(casefold(json_extract(data, '$.text')), ?) > 0)"
             )
             params.extend([query.text.casefold()] * 2)
+    if query.word_prefixes:
+        clauses.append("rowid IN (SELECT rowid FROM items_text WHERE items_text MATCH ?)")
+        params.append(" OR ".join(map(_fts_prefix_phrase, query.word_prefixes)))
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     return where, params
 
@@ -331,7 +334,7 @@ class SQLiteStore:
 
     @_translating_errors
     def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:
-        if query.text and WORD.search(query.text):
+        if (query.text and WORD.search(query.text)) or query.word_prefixes:
             self._index_text()
         where, params = item_filters(query)
         if query.keep is not None:

@@ -105,12 +105,16 @@ def item_test(dashboard: Dashboard, filters: Filters) -> Callable[[dict[str, Any
 
 
 def item_query(dashboard: Dashboard, filters: Filters) -> ItemQuery:
+    from scheduler.matcher import text_search
+
     return ItemQuery(
         source=filters.source,
         lang=filters.lang,
         since=filters.since,
         until=filters.until,
         keep=item_test(dashboard, filters),
+        # item_test has refused words that cannot be searched
+        word_prefixes=text_search(filters.q).prefixes if filters.q else (),
     )
 
 
