@@ -628,3 +628,26 @@ def test_word_prefixes_narrow_but_keep_decides(store: Store) -> None:
     )
     found = {item["text"] for item in store.items(query)}
     assert found == {texts["a"], texts["b"], texts["c"]}
+
+
+def test_a_word_search_past_the_plain_scan_finds_the_older_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipelines.store.sqlite.PLAIN_SCAN_ROWS", 2)  # then the word index
+    store = open_store(f"sqlite:///{tmp_path / 'pw.db'}")
+    try:
+        for n in range(6):
+            word = "Байконура" if n % 3 == 0 else "Байкала"
+            store.add_item(
+                make_item(f"n{n}", text=f"Новость {n} про {word}.",
+                          published_at=f"2019-11-18T1{n}:00:00+06:00")
+            )  # fmt: skip
+        query = ItemQuery(
+            keep=lambda item: "Байконур" in item["text"], word_prefixes=("байконур",), limit=10
+        )
+        assert [item["text"] for item in store.items(query)] == [
+            "Новость 3 про Байконура.",
+            "Новость 0 про Байконура.",
+        ]
+    finally:
+        store.close()

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sqlite3
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -15,7 +16,7 @@ from pipelines.store.base import ItemQuery, StoreError
 from pipelines.store.keys import parse_instant, sort_instant, sortable_utc
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from pipelines.store.outbox import Outbox
     from pipelines.story_index import StoryIndex
@@ -41,6 +42,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_text
 """
 INDEXED_UP_TO = "store/text_index"
 INDEX_BATCH = 2000
+PLAIN_SCAN_ROWS = 1000  # newest rows a word search reads before it asks the word index
 
 STATE_TABLE = """
 CREATE TABLE IF NOT EXISTS state (
@@ -336,15 +338,10 @@ class SQLiteStore:
     def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:
         if (query.text and WORD.search(query.text)) or query.word_prefixes:
             self._index_text()
-        where, params = item_filters(query)
         if query.keep is not None:
-            # No index answers the caller's test: stream the filtered rows newest first.
-            rows = self._db.execute(
-                f"SELECT data FROM items{where} ORDER BY sort_time DESC, id DESC",  # noqa: S608 -- the clause holds "?" marks only
-                params,
-            )
-            kept = (item for item in map(json.loads, (row[0] for row in rows)) if query.keep(item))
+            kept = (item for item in self._newest_first(query) if query.keep(item))  # type: ignore[misc]
             return list(islice(kept, query.offset, query.offset + query.limit))
+        where, params = item_filters(query)
         rows = self._db.execute(
             f"SELECT data FROM items{where} ORDER BY sort_time DESC, id DESC LIMIT ? OFFSET ?",  # noqa: S608 -- the clause holds "?" marks only
             [*params, query.limit, query.offset],
@@ -374,6 +371,34 @@ class SQLiteStore:
             ).fetchone()
             counts.append(row[0])
         return counts
+
+    def _newest_first(self, query: ItemQuery) -> Iterator[dict[str, Any]]:
+        """The items `query`'s filters select, newest first, for its `keep` to test.
+
+        With word prefixes, the first ``PLAIN_SCAN_ROWS`` rows are read as they come (a common
+        word fills a page among them sooner than the word index can list every item that
+        has it); the older rest through the word index (a rare word is found at once).
+        """
+        order = " ORDER BY sort_time DESC, id DESC"
+        where, params = item_filters(replace(query, word_prefixes=()))
+        if not query.word_prefixes:
+            rows = self._db.execute(f"SELECT data FROM items{where}{order}", params)  # noqa: S608 -- "?" marks only
+            yield from (json.loads(row[0]) for row in rows)
+            return
+        last, read = None, 0
+        rows = self._db.execute(
+            f"SELECT data, sort_time, id FROM items{where}{order} LIMIT ?",  # noqa: S608 -- "?" marks only
+            [*params, PLAIN_SCAN_ROWS],
+        )
+        for data, sort_time, item_id in rows:
+            last, read = (sort_time, item_id), read + 1
+            yield json.loads(data)
+        if last is None or read < PLAIN_SCAN_ROWS:
+            return  # every row was read
+        where, params = item_filters(query)
+        where += (" AND " if where else " WHERE ") + "(sort_time, id) < (?, ?)"
+        rows = self._db.execute(f"SELECT data FROM items{where}{order}", [*params, *last])  # noqa: S608 -- "?" marks only
+        yield from (json.loads(row[0]) for row in rows)
 
     def _index_text(self) -> None:
         """Add the items written since the last search to the word index (see TEXT_INDEX).

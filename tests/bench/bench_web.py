@@ -107,7 +107,17 @@ def story_record(members: list[dict[str, Any]]) -> dict[str, Any]:
         lag = (datetime.fromisoformat(item["published_at"]) - first).total_seconds()
         is_copy = number > 0
         cites = (
-            [{"phrase": "со ссылкой на пресс-службу", "source": original["source"], "name": "x"}]
+            [
+                {
+                    "phrase": "со ссылкой на пресс-службу",
+                    "start": 0,
+                    "end": 26,
+                    "source": original["source"],
+                    "name": "пресс-служба",
+                    "family": "ru_citing",
+                    "address": None,
+                }
+            ]
             if is_copy and number != 2
             else []
         )
