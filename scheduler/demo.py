@@ -413,7 +413,7 @@ def summary_table(
     table.add_column("discovery", no_wrap=True, min_width=9)
     table.add_column("new", no_wrap=True, justify="right")
     table.add_column("items", no_wrap=True, justify="right")
-    table.add_column("newest title")
+    table.add_column("newest title", no_wrap=True, overflow="ellipsis")
     for source in sources:
         way = next(k for k in ("feeds", "sitemaps", "listings") if getattr(source.discovery, k))
         latest = newest.get(source.name) or [{}]
