@@ -170,7 +170,7 @@ DEDUP_ENABLED = True
 SYNDICATION_ENABLED = True
 # Days a story-index candidate entry (LSH band, name key) counts after it is written; items
 # and stories stay for good (pipelines.story_index.KeyWindow).
-STORIES_INDEX_WINDOW_DAYS = 30
+SYNDICATION_WINDOW_DAYS = 30
 STORE_ENABLED = True
 INCREMENTAL_ENABLED = True
 

@@ -10,7 +10,7 @@ atomically; `MemoryStoryIndex` is the reference the store-backed ones will be te
 against.
 
 Time window: the candidate entries (band and name keys) count for `KeyWindow.days` (30 by
-default, ``STORIES_INDEX_WINDOW_DAYS``) after they were written, then stop being candidates
+default, ``SYNDICATION_WINDOW_DAYS``) after they were written, then stop being candidates
 and are dropped (Redis: key expiry; SQLite: a periodic delete), since syndication happens
 within days and keeping every entry forever does not fit a modest Redis. Items, their
 summaries and stories never expire. An entry's time is when the index wrote it (the item's
@@ -51,13 +51,13 @@ class KeyWindow:
         if self.days is not None and not self.days > 0:
             msg = (
                 f"the story index window must be a positive number of days, got {self.days!r}"
-                " (STORIES_INDEX_WINDOW_DAYS; the default is 30)"
+                " (SYNDICATION_WINDOW_DAYS; the default is 30)"
             )
             raise ValueError(msg)
 
     @classmethod
     def from_setting(cls, value: object) -> KeyWindow:
-        """From ``STORIES_INDEX_WINDOW_DAYS``: a positive number of days; None or "" is
+        """From ``SYNDICATION_WINDOW_DAYS``: a positive number of days; None or "" is
         the default. Raises ValueError naming the setting when it is anything else."""
         if value is None or value == "":
             return cls()
@@ -67,7 +67,7 @@ class KeyWindow:
             days = float("nan")
         if not days > 0 or days == float("inf"):
             msg = (
-                f"STORIES_INDEX_WINDOW_DAYS must be a positive number of days, got {value!r}"
+                f"SYNDICATION_WINDOW_DAYS must be a positive number of days, got {value!r}"
                 " (the default is 30)"
             )
             raise ValueError(msg)

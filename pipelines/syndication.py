@@ -91,7 +91,7 @@ class SyndicationPipeline:
     reactor, like every store call), over ``store.story_index()`` and the crawl's sources
     (`crawl_sources`); its index is closed when the spider closes.
 
-    Settings: ``SYNDICATION_ENABLED`` (True); ``STORIES_INDEX_WINDOW_DAYS`` (30: how long
+    Settings: ``SYNDICATION_ENABLED`` (True); ``SYNDICATION_WINDOW_DAYS`` (30: how long
     an item stays a candidate for later items, `KeyWindow`); ``PRESSWATCH_STORE`` and
     ``PRESSWATCH_SOURCES`` as for the store pipeline and the spider.
     Stats: ``syndication/linked`` (items linked), ``syndication/copies`` (joined a story
@@ -117,7 +117,7 @@ class SyndicationPipeline:
     def from_crawler(cls, crawler: Crawler) -> SyndicationPipeline:
         if not crawler.settings.getbool("SYNDICATION_ENABLED", True):
             raise NotConfigured("SYNDICATION_ENABLED is off")
-        window = KeyWindow.from_setting(crawler.settings.get("STORIES_INDEX_WINDOW_DAYS"))
+        window = KeyWindow.from_setting(crawler.settings.get("SYNDICATION_WINDOW_DAYS"))
         return cls(crawler, window)
 
     def _link(self, fields: dict[str, Any]) -> StoryUpdate:

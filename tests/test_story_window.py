@@ -150,7 +150,7 @@ def test_the_window_setting(value: object, days: float) -> None:
 
 @pytest.mark.parametrize("value", [0, "-3", "soon", "inf", [30]])
 def test_a_bad_window_setting_names_it(value: object) -> None:
-    with pytest.raises(ValueError, match=r"STORIES_INDEX_WINDOW_DAYS must be a positive number"):
+    with pytest.raises(ValueError, match=r"SYNDICATION_WINDOW_DAYS must be a positive number"):
         KeyWindow.from_setting(value)
 
 
