@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from scrapy.utils.test import get_crawler
 
 from pipelines.store import open_store
 from pipelines.store.keys import Keys
@@ -15,6 +16,7 @@ from pipelines.store.redis import RedisStore
 from pipelines.store.sqlite_stories import SQLiteStoryIndex
 from pipelines.stories import StoryLinker
 from pipelines.story_index import DAY_S, ItemSummary, KeyWindow, MemoryStoryIndex, StoryIndex
+from pipelines.syndication import SyndicationPipeline
 from tests.stories_data import demo_items, demo_sources
 
 if TYPE_CHECKING:
@@ -242,3 +244,12 @@ def test_redis_keys_from_before_the_window_are_read_and_converted(
         assert index.candidates([KEY, "n:2019-11-18:мамин"], at_least=2) == {"a"}
     index.close()
     store.close()
+
+
+def test_the_crawl_reads_the_window_setting(tmp_path: Path) -> None:
+    settings = {"PRESSWATCH_STORE": f"sqlite:///{tmp_path}/pw.db", "SYNDICATION_WINDOW_DAYS": 7}
+    pipeline = SyndicationPipeline.from_crawler(get_crawler(settings_dict=settings))
+    assert pipeline.window.days == 7
+    settings["SYNDICATION_WINDOW_DAYS"] = "a month"
+    with pytest.raises(ValueError, match="SYNDICATION_WINDOW_DAYS"):
+        SyndicationPipeline.from_crawler(get_crawler(settings_dict=settings))
