@@ -168,6 +168,9 @@ SPIDER_MIDDLEWARES = {"pipelines.spool.SpoolReplayMiddleware": 50}
 CLEAN_ENABLED = True
 DEDUP_ENABLED = True
 SYNDICATION_ENABLED = True
+# Days a story-index candidate entry (LSH band, name key) counts after it is written; items
+# and stories stay for good (pipelines.story_index.KeyWindow).
+SYNDICATION_WINDOW_DAYS = 30
 STORE_ENABLED = True
 INCREMENTAL_ENABLED = True
 

@@ -9,6 +9,14 @@ transaction per verb) and a Redis key set (one MULTI or Lua call per verb) can d
 atomically; `MemoryStoryIndex` is the reference the store-backed ones will be tested
 against.
 
+Time window: the candidate entries (band and name keys) count for `KeyWindow.days` (30 by
+default, ``SYNDICATION_WINDOW_DAYS``) after they were written, then stop being candidates
+and are dropped (Redis: key expiry; SQLite: a periodic delete), since syndication happens
+within days and keeping every entry forever does not fit a modest Redis. Items, their
+summaries and stories never expire. An entry's time is when the index wrote it (the item's
+first sighting), not the item's publication: a backfill of old news is linked among itself
+as it is crawled, and its entries leave a window after the backfill, not at once.
+
 Concurrency contract, so that two crawl processes linking at once end with the same stories:
 the linker writes an item (summary, band keys, time) before it asks for candidates, so of
 two similar items linked at the same moment at least one sees the other; `join` and
@@ -19,12 +27,59 @@ story of a merge is always the one with the smaller id, whoever merges.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pipelines.store.keys import parse_instant, sortable_utc
+
+DEFAULT_WINDOW_DAYS = 30.0
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class KeyWindow:
+    """How long a candidate entry counts: `days` after it was written (None: forever), by
+    `clock` (epoch seconds; tests and benchmarks set it, nobody sleeps)."""
+
+    days: float | None = DEFAULT_WINDOW_DAYS
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.days is not None and not self.days > 0:
+            msg = (
+                f"the story index window must be a positive number of days, got {self.days!r}"
+                " (SYNDICATION_WINDOW_DAYS; the default is 30)"
+            )
+            raise ValueError(msg)
+
+    @classmethod
+    def from_setting(cls, value: object) -> KeyWindow:
+        """From ``SYNDICATION_WINDOW_DAYS``: a positive number of days; None or "" is
+        the default. Raises ValueError naming the setting when it is anything else."""
+        if value is None or value == "":
+            return cls()
+        try:
+            days = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            days = float("nan")
+        if not days > 0 or days == float("inf"):
+            msg = (
+                f"SYNDICATION_WINDOW_DAYS must be a positive number of days, got {value!r}"
+                " (the default is 30)"
+            )
+            raise ValueError(msg)
+        return cls(days=days)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.days is None else self.days * DAY_S
+
+    def cutoff(self, now: float) -> float:
+        """Entries written before this (epoch seconds) no longer count."""
+        return float("-inf") if self.seconds is None else now - self.seconds
 
 
 @dataclass(frozen=True)
@@ -65,11 +120,15 @@ class StoryIndex(Protocol):
         """Summaries of the known ones among `item_ids` (one round trip)."""
 
     def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
-        """Index `item_id` under each candidate key."""
+        """Index `item_id` under each candidate key, as written now (the window's clock);
+        indexing it again renews its entries."""
 
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
-        """Every item indexed under at least `at_least` of `keys` (SQLite: GROUP BY ...
-        HAVING COUNT; Redis: ZUNION of the key sets, scores counting)."""
+        """Every item indexed within the window under at least `at_least` of `keys`."""
+
+    def expire_keys(self) -> int:
+        """Drop the entries older than the window now; returns how many (the store may
+        have dropped some itself: Redis expires keys on its own)."""
 
     # --- stories ------------------------------------------------------------------------
     def story_of(self, item_id: str) -> str | None:
@@ -129,9 +188,10 @@ def story_first_seen(record: dict[str, Any]) -> str:
 class MemoryStoryIndex:
     """`StoryIndex` in dicts: for offline linking (`link_items`) and as the reference."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: KeyWindow | None = None) -> None:
+        self.window = window or KeyWindow(days=None)
         self._items: dict[str, ItemSummary] = {}
-        self._keys: dict[str, set[str]] = {}
+        self._keys: dict[str, dict[str, float]] = {}  # key -> item -> when written
         self._story_of: dict[str, str] = {}
         self._members: dict[str, set[str]] = {}
         self._merged_into: dict[str, str] = {}
@@ -145,12 +205,31 @@ class MemoryStoryIndex:
         return {i: self._items[i] for i in item_ids if i in self._items}
 
     def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
+        now = self.window.clock()
         for key in keys:
-            self._keys.setdefault(key, set()).add(item_id)
+            self._keys.setdefault(key, {})[item_id] = now
 
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
-        counts = Counter(i for key in set(keys) for i in self._keys.get(key, ()))
+        cutoff = self.window.cutoff(self.window.clock())
+        counts = Counter(
+            item
+            for key in set(keys)
+            for item, written in self._keys.get(key, {}).items()
+            if written >= cutoff
+        )
         return {i for i, count in counts.items() if count >= at_least}
+
+    def expire_keys(self) -> int:
+        cutoff = self.window.cutoff(self.window.clock())
+        dropped = 0
+        for key in list(self._keys):
+            entries = self._keys[key]
+            for item in [i for i, written in entries.items() if written < cutoff]:
+                del entries[item]
+                dropped += 1
+            if not entries:
+                del self._keys[key]
+        return dropped
 
     def story_of(self, item_id: str) -> str | None:
         return self._story_of.get(item_id)

@@ -15,6 +15,7 @@ from pipelines.outage import store_call
 from pipelines.spool import replayed_ids
 from pipelines.stories import StoryLinker
 from pipelines.storing import crawler_store, in_store_thread, item_dict
+from pipelines.story_index import KeyWindow
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -90,7 +91,8 @@ class SyndicationPipeline:
     reactor, like every store call), over ``store.story_index()`` and the crawl's sources
     (`crawl_sources`); its index is closed when the spider closes.
 
-    Settings: ``SYNDICATION_ENABLED`` (True); ``PRESSWATCH_STORE`` and
+    Settings: ``SYNDICATION_ENABLED`` (True); ``SYNDICATION_WINDOW_DAYS`` (30: how long
+    an item stays a candidate for later items, `KeyWindow`); ``PRESSWATCH_STORE`` and
     ``PRESSWATCH_SOURCES`` as for the store pipeline and the spider.
     Stats: ``syndication/linked`` (items linked), ``syndication/copies`` (joined a story
     that had other items, as a copy), ``syndication/originals_replaced`` (joined one and
@@ -103,8 +105,9 @@ class SyndicationPipeline:
     is retried, and spooled with the item when the crawl gives up (`pipelines.outage`).
     """
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, window: KeyWindow | None = None) -> None:
         self.crawler = crawler
+        self.window = window or KeyWindow()
         self.store = crawler_store(crawler)
         self._linker: StoryLinker | None = None
         self._interrupted: set[str] = set()  # ids whose link raised; used in the store thread
@@ -114,7 +117,8 @@ class SyndicationPipeline:
     def from_crawler(cls, crawler: Crawler) -> SyndicationPipeline:
         if not crawler.settings.getbool("SYNDICATION_ENABLED", True):
             raise NotConfigured("SYNDICATION_ENABLED is off")
-        return cls(crawler)
+        window = KeyWindow.from_setting(crawler.settings.get("SYNDICATION_WINDOW_DAYS"))
+        return cls(crawler, window)
 
     def _link(self, fields: dict[str, Any]) -> StoryUpdate:
         """Runs in the store thread: the index's connection is opened and used there.
@@ -124,7 +128,7 @@ class SyndicationPipeline:
         """
         if self._linker is None:
             self._linker = StoryLinker(
-                self.store.story_index(),
+                self.store.story_index(self.window),
                 crawl_sources(self.crawler),
                 crawl_organisations(self.crawler),
             )

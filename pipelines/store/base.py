@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pipelines.store.outbox import Outbox
-    from pipelines.story_index import StoryIndex
+    from pipelines.story_index import KeyWindow, StoryIndex
 
 
 class StoreError(RuntimeError):
@@ -115,8 +115,9 @@ class Store(Protocol):
         """Keep `value` under `name`, replacing what was there (last writer wins)."""
 
     # --- the store's other parts ---------------------------------------------------------
-    def story_index(self) -> StoryIndex:
-        """Where story linking keeps its state, in this store (`pipelines.story_index`)."""
+    def story_index(self, window: KeyWindow | None = None) -> StoryIndex:
+        """Where story linking keeps its state, in this store (`pipelines.story_index`);
+        its candidate entries count for `window` (default: `KeyWindow()`, 30 days)."""
 
     def outbox(self) -> Outbox:
         """The durable alert outbox and delivery ledger, in this store."""

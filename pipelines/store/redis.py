@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from pipelines.store.outbox import Outbox
-    from pipelines.story_index import StoryIndex
+    from pipelines.story_index import KeyWindow, StoryIndex
 
 logger = logging.getLogger(__name__)
 
@@ -347,10 +347,10 @@ class RedisStore:
         self._redis.set(self.keys.state(name), json.dumps(value, ensure_ascii=False))
 
     # --- the store's other parts, on the same connection ----------------------------------
-    def story_index(self) -> StoryIndex:
+    def story_index(self, window: KeyWindow | None = None) -> StoryIndex:
         from pipelines.store.redis_stories import RedisStoryIndex
 
-        return RedisStoryIndex(self.link)
+        return RedisStoryIndex(self.link, window)
 
     def outbox(self) -> Outbox:
         from pipelines.store.redis_outbox import RedisOutbox

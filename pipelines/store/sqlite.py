@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from pipelines.store.outbox import Outbox
-    from pipelines.story_index import StoryIndex
+    from pipelines.story_index import KeyWindow, StoryIndex
 
 logger = logging.getLogger(__name__)
 
@@ -491,10 +491,10 @@ class SQLiteStore:
         )
 
     # --- the store's other parts, on their own connections to the same file ---------------
-    def story_index(self) -> StoryIndex:
+    def story_index(self, window: KeyWindow | None = None) -> StoryIndex:
         from pipelines.store.sqlite_stories import SQLiteStoryIndex
 
-        return SQLiteStoryIndex(self.path)
+        return SQLiteStoryIndex(self.path, window)
 
     def outbox(self) -> Outbox:
         from pipelines.store.sqlite_outbox import SQLiteOutbox

@@ -3,7 +3,11 @@
 Each verb is one statement or one ``BEGIN IMMEDIATE`` transaction, so two crawl processes
 linking into one file at once see each other's writes whole (see the concurrency contract
 in `pipelines.story_index`). The tables live beside the item schema in the same file but
-are created here, with ``IF NOT EXISTS``, and leave ``PRAGMA user_version`` to the items.
+are created here, with ``IF NOT EXISTS``, and leave ``PRAGMA user_version`` to the items;
+a file from before a column was added gets it on open (`KEY_TIME_MIGRATION`).
+
+Candidate entries older than the index's `KeyWindow` are no candidates, and a delete at
+most once an hour per index (`PURGE_EVERY_S`, on an `add_keys`) drops them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from pipelines.store.base import StoreError
 from pipelines.store.sqlite import BUSY_TIMEOUT_S, cannot_open, connect
-from pipelines.story_index import ItemSummary, story_first_seen
+from pipelines.story_index import ItemSummary, KeyWindow, story_first_seen
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +37,7 @@ CREATE TABLE IF NOT EXISTS story_items (
 CREATE TABLE IF NOT EXISTS story_keys (
     key TEXT NOT NULL,
     item TEXT NOT NULL,
+    seen REAL NOT NULL DEFAULT 0,  -- when written, epoch seconds: the window counts from it
     PRIMARY KEY (key, item)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS story_members (
@@ -57,6 +62,15 @@ CREATE TABLE IF NOT EXISTS story_changes (
     story TEXT NOT NULL
 );
 """
+# A file whose story_keys predate the window: its entries count as written when the file is
+# first opened by this version (? = now), so an upgrade drops no candidate at once.
+KEY_TIME_MIGRATION = (
+    "ALTER TABLE story_keys ADD COLUMN seen REAL NOT NULL DEFAULT 0",
+    "UPDATE story_keys SET seen = ?",
+)
+# After the migration: the periodic delete finds old entries by time.
+KEY_TIME_INDEX = "CREATE INDEX IF NOT EXISTS story_keys_by_seen ON story_keys (seen)"
+PURGE_EVERY_S = 3600.0
 
 # The live story of `?`: the end of its chain of forward pointers. The chain ends, since a
 # pointer always leads to a smaller id.
@@ -101,14 +115,23 @@ class SQLiteStoryIndex:
     its own (close it with `close`). One index may be shared by threads: a lock keeps each
     verb's transaction whole on the shared connection."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, window: KeyWindow | None = None) -> None:
         self.path = path
+        self.window = window or KeyWindow()
+        self._next_purge = float("-inf")
         self._db = connect(path)
         self._lock = threading.Lock()
         try:
             # IMMEDIATE takes the write lock first, so two processes creating the tables of a
             # fresh file wait for each other instead of deadlocking on a lock upgrade.
-            self._db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+            self._db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(story_keys)")}
+            if "seen" not in columns:
+                alter, stamp = KEY_TIME_MIGRATION
+                self._db.execute(alter)
+                self._db.execute(stamp, (self.window.clock(),))
+            self._db.execute(KEY_TIME_INDEX)
+            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
@@ -151,20 +174,38 @@ class SQLiteStoryIndex:
 
     @_translating_errors
     def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
+        now = self.window.clock()
         self._db.execute(
-            "INSERT OR IGNORE INTO story_keys (key, item) SELECT value, ? FROM json_each(?)",
-            (item_id, json.dumps(list(keys), ensure_ascii=False)),
+            "INSERT INTO story_keys (key, item, seen) SELECT value, ?, ? FROM json_each(?)"
+            " WHERE true"  # the upsert after a SELECT needs a WHERE (SQLite's parser)
+            " ON CONFLICT (key, item) DO UPDATE SET seen = max(seen, excluded.seen)",
+            (item_id, now, json.dumps(list(keys), ensure_ascii=False)),
         )
+        if now >= self._next_purge:
+            self._expire(now)
 
     @_translating_errors
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
         wanted = json.dumps(sorted(set(keys)), ensure_ascii=False)
         rows = self._db.execute(
             "SELECT item FROM story_keys WHERE key IN (SELECT value FROM json_each(?))"
-            " GROUP BY item HAVING count(*) >= ?",
-            (wanted, at_least),
+            " AND seen >= ? GROUP BY item HAVING count(*) >= ?",
+            (wanted, self.window.cutoff(self.window.clock()), at_least),
         )
         return {row[0] for row in rows}
+
+    @_translating_errors
+    def expire_keys(self) -> int:
+        return self._expire(self.window.clock())
+
+    def _expire(self, now: float) -> int:
+        self._next_purge = now + PURGE_EVERY_S
+        if self.window.seconds is None:
+            return 0
+        cursor = self._db.execute(
+            "DELETE FROM story_keys WHERE seen < ?", (self.window.cutoff(now),)
+        )
+        return cursor.rowcount
 
     # --- stories ------------------------------------------------------------------------
     @_translating_errors

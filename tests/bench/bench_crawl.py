@@ -1,9 +1,12 @@
 """Crawl throughput: the full pipeline against plain Scrapy downloads of the same pages.
 
     uv run python -m tests.bench.bench_crawl [--articles 2000] [--paragraphs 55] [--no-stories]
+        [--pages 40kb,news]
 
-A replay portal (its own process) serves ~40 KB Russian article pages, found through a
-sitemap index. In the same run:
+A replay portal (its own process) serves Russian article pages, found through a sitemap
+index, in two sets: ``40kb`` (every page ~40 KB, ``--paragraphs``) and ``news`` (article
+lengths drawn from those of real Kazakh news, `NEWS_TEXT_CHARS`). For the ``40kb`` set, in
+the same run:
 (a) a plain spider downloads exactly those article URLs and does nothing else;
 (b) the full crawl discovers, fetches, parses (worker pool), cleans, dedups and stores
     into SQLite; trafilatura reads the first pages and every check, a learned template
@@ -11,8 +14,9 @@ sitemap index. In the same run:
 (b') the same for a source whose config names its body (``selectors.text``), for which
     trafilatura does not run;
 (c) the full crawl into a throwaway Redis;
-and (b) and (c) again with story linking (`+stories`, which a crawl runs by default). All
-use the project settings with the same concurrency and throttle (AutoThrottle off,
+and (b) and (c) again with story linking (`+stories`, which a crawl runs by default). The
+``news`` set has its own plain baseline and the default crawl (`+stories`) on both stores.
+All use the project settings with the same concurrency and throttle (AutoThrottle off,
 robots.txt on). Prints one JSON line per variant (pages/s) and the ratios to plain;
 target >= 0.5. Each line also gives CPU ms per page: the crawl process
 (``cpu_ms_per_page``), its extraction workers (``worker_cpu_ms_per_page``) and the replay
@@ -23,7 +27,10 @@ timed). On 2 cores the full crawl is bound by the sum of the first two.
 from __future__ import annotations
 
 import argparse
+import bisect
+import dataclasses
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -42,7 +49,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.http import Request, Response
 
 from crawler.run import crawl_settings, json_safe
-from scheduler.replay import ReplayPortal, ReplayServer, generate_articles
+from scheduler.replay import ReplayArticle, ReplayPortal, ReplayServer, generate_articles
 
 PORTAL = "bench"
 # Equal for both variants: loopback allowed, no throttling, enough requests in flight for
@@ -57,6 +64,43 @@ BENCH_SETTINGS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "CLOSESPIDER_TIMEOUT": 900,
 }
+
+# Article text length in characters (trafilatura's text of the page) at every 5th percentile,
+# 0 % to 100 %, over the 618 pages of /work/shared/data/news_2019-11-18/docs (Kazakh news
+# sites, 18 Nov 2019), computed once so the bench runs without that directory. Median
+# 1.8 K characters, mean 2.4 K: most news is far shorter than the 40 KB page.
+NEWS_TEXT_CHARS = (
+    281, 703, 880, 971, 1081, 1234, 1313, 1386, 1500, 1633, 1802,
+    1946, 2060, 2241, 2405, 2570, 3009, 3537, 4433, 5913, 29667,
+)  # fmt: skip
+# generate_articles writes ~356 characters a paragraph: enough paragraphs for the longest
+PARAGRAPH_CHARS = 356
+
+
+def news_length(rng: random.Random) -> int:
+    """A text length drawn from `NEWS_TEXT_CHARS` (linear between the percentiles)."""
+    at = rng.random() * (len(NEWS_TEXT_CHARS) - 1)
+    low = int(at)
+    if low + 1 >= len(NEWS_TEXT_CHARS):
+        return NEWS_TEXT_CHARS[-1]
+    span = NEWS_TEXT_CHARS[low + 1] - NEWS_TEXT_CHARS[low]
+    return round(NEWS_TEXT_CHARS[low] + (at - low) * span)
+
+
+def news_articles(count: int, seed: int) -> list[ReplayArticle]:
+    """`count` articles whose text lengths follow `NEWS_TEXT_CHARS`: each cut to the first
+    paragraphs that reach its drawn length."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible bench text, not secrets
+    most = NEWS_TEXT_CHARS[-1] // PARAGRAPH_CHARS + 2
+    articles = []
+    for article in generate_articles(count, seed=seed, paragraphs=most):
+        paragraphs = article.paragraphs
+        ends = [0]
+        for paragraph in paragraphs:
+            ends.append(ends[-1] + len(paragraph) + 2)
+        keep = max(1, bisect.bisect_left(ends, news_length(rng)))
+        articles.append(dataclasses.replace(article, text="\n\n".join(paragraphs[:keep])))
+    return articles
 
 
 class PlainSpider(scrapy.Spider):
@@ -188,29 +232,58 @@ def main() -> None:
     parser.add_argument(
         "--no-stories", dest="stories", action="store_false", help="skip the +stories variants"
     )
+    parser.add_argument(
+        "--pages", default="40kb,news", help="page sets to run, comma-separated: 40kb, news"
+    )
     args = parser.parse_args()
     if args.plain:
         print(json.dumps(run_plain(args.plain)))
         return
-
-    articles = generate_articles(args.articles, seed=42, paragraphs=args.paragraphs)
-    spec = ReplayPortal(PORTAL, "Бенчмарк", articles, feed=None, listing=False)
-    with tempfile.TemporaryDirectory() as tmp, ReplayServer([spec], subprocess=True) as server:
+    page_sets = {
+        "40kb": lambda: generate_articles(args.articles, seed=42, paragraphs=args.paragraphs),
+        "news": lambda: news_articles(args.articles, seed=42),
+    }
+    wanted = [name.strip() for name in args.pages.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(page_sets))
+    if unknown:
+        parser.error(f"--pages: unknown set {', '.join(unknown)} (choose from 40kb, news)")
+    with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        redis_dir = work / "redis"
+        redis_dir.mkdir()
+        with throwaway_redis(redis_dir) if not args.skip_redis else _none() as redis_url:
+            for name in wanted:
+                pages_dir = work / name
+                pages_dir.mkdir()
+                bench_pages(name, page_sets[name](), pages_dir, redis_url, args)
+
+
+def bench_pages(
+    pages_name: str,
+    articles: list[ReplayArticle],
+    work: Path,
+    redis_url: str | None,
+    args: argparse.Namespace,
+) -> None:
+    """The plain baseline and the full crawls over one page set, served by its own replay
+    portal; prints a line per variant and each one's ratio to plain."""
+    spec = ReplayPortal(PORTAL, "Бенчмарк", articles, feed=None, listing=False)
+    with ReplayServer([spec], subprocess=True) as server:
         base = server.base_url(PORTAL)
         (work / "urls.txt").write_text("\n".join(base + a.path for a in articles))
-        config = server.source_config(PORTAL, max_items=args.articles)
+        config = server.source_config(PORTAL, max_items=len(articles))
         sources = work / "sources.yaml"
         sources.write_text(yaml.safe_dump({"sources": [config]}, allow_unicode=True), "utf-8")
         # The same portal for a source that names its body (selectors.text): no trafilatura.
         selected = work / "sources-selector.yaml"
         config = {**config, "selectors": {"text": "div.article-body"}}
         selected.write_text(yaml.safe_dump({"sources": [config]}, allow_unicode=True), "utf-8")
-        page_kb = len(urlopen_bytes(base + articles[0].path)) / 1024
         # Every page rendered before anything is timed: the server then only sends bytes,
         # as a remote site costs this machine nothing, and every variant sees it alike.
         with ThreadPoolExecutor(8) as warming:
-            list(warming.map(urlopen_bytes, [base + a.path for a in articles]))
+            sizes = list(
+                warming.map(len, warming.map(urlopen_bytes, [base + a.path for a in articles]))
+            )
         site = psutil.Process(server.pid)
 
         server_cpu = _cpu(site)
@@ -219,40 +292,50 @@ def main() -> None:
         pages, seconds, plain_rate = rate(plain, "response_received_count")
         pages -= plain.get("robotstxt/response_count", 0)
         plain_rate = pages / seconds
+        text_chars = sorted(len(a.text) for a in articles)
         line(
+            pages_set=pages_name,
             variant="plain",
             cpu_ms_per_page=round(1000 * plain["cpu_seconds"] / max(pages, 1), 1),
             server_cpu_ms_per_page=round(1000 * server_cpu / max(pages, 1), 2),
             pages=pages,
             seconds=round(seconds, 2),
             pages_per_s=round(plain_rate, 1),
-            page_kb=round(page_kb, 1),
+            page_kb_median=round(sorted(sizes)[len(sizes) // 2] / 1024, 1),
+            text_chars_median=text_chars[len(text_chars) // 2],
         )
 
         stores = {"sqlite": f"sqlite:///{work}/bench.db"}
-        redis_dir = work / "redis"
-        redis_dir.mkdir()
-        with throwaway_redis(redis_dir) if not args.skip_redis else _none() as redis_url:
-            if redis_url:
-                stores["redis"] = redis_url
-            # "full": the backbone's pipeline (parse, clean, dedup, store); "+stories": with
-            # story linking (pipelines.syndication) as a crawl runs by default.
-            # "_selector": the SQLite variant for a source with a body selector.
-            variants = [
-                (f"full_{name}{suffix}", url, linking, sources)
-                for name, url in stores.items()
-                for suffix, linking in (("", False), ("+stories", True))
-            ]
+        if redis_url:
+            stores["redis"] = redis_url
+        # "full": the backbone's pipeline (parse, clean, dedup, store); "+stories": with
+        # story linking (pipelines.syndication) as a crawl runs by default.
+        # "_selector": the SQLite variant for a source with a body selector. The news set
+        # runs the default crawl only: the linking share is what its short pages show.
+        variants = [
+            (f"full_{name}{suffix}", url, linking, sources)
+            for name, url in stores.items()
+            for suffix, linking in (("", False), ("+stories", True))
+            if linking or pages_name == "40kb"
+        ]
+        if pages_name == "40kb":
             variants.insert(1, ("full_sqlite_selector", stores["sqlite"], False, selected))
-            for variant, base_url, linking, config_file in variants:
-                if linking and not args.stories:
-                    continue
-                # a fresh store each: an earlier variant's items would be skipped
-                store_url = base_url.replace("bench.db", f"bench-{variant}.db")
-                if store_url.startswith("redis"):
-                    store_url += f"?prefix=pw-{variant}:"
-                full_rate = run_full(variant, store_url, config_file, site, args.workers, linking)
-                line(variant=f"{variant}/plain", ratio=round(full_rate / plain_rate, 3), target=0.5)
+        for variant, base_url, linking, config_file in variants:
+            if linking and not args.stories:
+                continue
+            # a fresh store each: an earlier variant's items would be skipped
+            store_url = base_url.replace("bench.db", f"bench-{variant}.db")
+            if store_url.startswith("redis"):
+                store_url += f"?prefix=pw-{pages_name}-{variant}:"
+            full_rate = run_full(
+                f"{pages_name}/{variant}", store_url, config_file, site, args.workers, linking
+            )
+            line(
+                pages_set=pages_name,
+                variant=f"{variant}/plain",
+                ratio=round(full_rate / plain_rate, 3),
+                target=0.5,
+            )
 
 
 def run_full(

@@ -305,7 +305,7 @@ def compare_candidate_queries(index: RedisStoryIndex, items: list[dict[str, Any]
     def smembers_pipeline(bands: list[str]) -> set[str]:
         pipe = client.pipeline(transaction=False)
         for band in set(bands):
-            pipe.smembers(keys.story_key(band))
+            pipe.zrange(keys.story_key(band), 0, -1)
         counts = Counter(member for members in pipe.execute() for member in members)
         return {member for member, count in counts.items() if count >= 1}
 
