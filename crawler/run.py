@@ -65,16 +65,32 @@ def crawl(
     """
     process = CrawlerProcess(crawl_settings(store_url, settings))
     crawlers = {}
+    errors: dict[str, str] = {}  # a crawl that raised, e.g. a component refusing a setting
     for source in sources:
         crawler = process.create_crawler(PortalSpider)
         crawlers[source.name] = crawler
-        process.crawl(crawler, source=source)
+        process.crawl(crawler, source=source).addErrback(
+            lambda failure, name=source.name: errors.__setitem__(
+                name, failure.getErrorMessage() or failure.type.__name__
+            )
+        )
     process.start()
     stats: dict[str, dict[str, Any]] = {}
     for name, crawler in crawlers.items():
-        assert crawler.stats is not None
-        stats[name] = json_safe(crawler.stats.get_stats())
+        found = json_safe(crawler.stats.get_stats()) if crawler.stats is not None else {}
+        if name in errors:
+            found.setdefault("finish_reason", CRAWL_ERROR)
+            found["crawl/error"] = errors[name]
+        stats[name] = found
     return stats
+
+
+CRAWL_ERROR = "crawl_error"  # the finish_reason of a crawl that raised before it could finish
+
+
+def crawl_errors(stats: dict[str, dict[str, Any]]) -> list[str]:
+    """One line for each source whose crawl raised (it may not have started at all)."""
+    return [f"{name}: {st['crawl/error']}" for name, st in stats.items() if "crawl/error" in st]
 
 
 EXIT_NOT_STORED = 3  # the crawl ran, but the store could not take what it fetched
@@ -245,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     json.dump(stats, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     failures = store_failures(stats)
-    for line in failures:
+    errors = crawl_errors(stats)
+    for line in [*errors, *failures]:
         sys.stderr.write(f"{FAILED_PREFIX}{line}\n")
+    if errors:
+        return 1
     return EXIT_NOT_STORED if failures else 0
 
 

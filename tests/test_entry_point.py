@@ -179,3 +179,16 @@ def test_demo_serve_prints_a_crawl_command_that_works(tmp_path: Path) -> None:
             server.kill()
             server.wait()
     assert "portals stopped" in log.read_text("utf-8")
+
+
+def test_a_crawl_that_cannot_start_says_why_and_fails(
+    site: tuple[ReplayServer, Path], tmp_path: Path
+) -> None:
+    _, sources = site
+    done = presswatch(
+        "crawl", "--sources", str(sources), "--store", f"sqlite:///{tmp_path / 'pw.db'}",
+        "--allow-net", "127.0.0.0/8", "--set", "SYNDICATION_WINDOW_DAYS=-3", cwd=tmp_path,
+    )  # fmt: skip
+    no_traceback(done)
+    assert done.returncode == 1
+    assert "vestnik: SYNDICATION_WINDOW_DAYS must be a positive number of days" in done.stderr
