@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from pipelines.story_index import StoryIndex
+    from scheduler.matcher import TextSearch
     from scheduler.web.app import Dashboard
 
 LANGUAGES = ("ru", "kk", "en")
@@ -81,16 +82,25 @@ def page(template: str) -> Callable[[Callable[[Request, Dashboard], Context]], C
 # --- filters -------------------------------------------------------------------------------
 
 
-def item_test(dashboard: Dashboard, filters: Filters) -> Callable[[dict[str, Any]], bool] | None:
-    """The test of an item for the words (`q`, inflected forms) and the rule, or None."""
-    from scheduler.matcher import compile_rules, match_item, text_search
+def words_search(filters: Filters) -> TextSearch | None:
+    """The search for the words (`q`, inflected forms), or None; 400 if they cannot be."""
+    from scheduler.matcher import text_search
 
-    tests = []
-    if filters.q:
-        try:
-            tests.append(text_search(filters.q))
-        except ValueError as exc:
-            raise BadRequestError(str(exc).replace("--text", "q")) from None
+    if not filters.q:
+        return None
+    try:
+        return text_search(filters.q)
+    except ValueError as exc:
+        raise BadRequestError(str(exc).replace("--text", "q")) from None
+
+
+def item_test(
+    dashboard: Dashboard, filters: Filters, search: TextSearch | None
+) -> Callable[[dict[str, Any]], bool] | None:
+    """The test of an item for the words (`search`) and the rule, or None."""
+    from scheduler.matcher import compile_rules, match_item
+
+    tests: list[Callable[[dict[str, Any]], bool]] = [search] if search else []
     if filters.rule:
         rules = dashboard.rules.rules if dashboard.rules else []
         rule = next((r for r in rules if r.name == filters.rule), None)
@@ -105,16 +115,14 @@ def item_test(dashboard: Dashboard, filters: Filters) -> Callable[[dict[str, Any
 
 
 def item_query(dashboard: Dashboard, filters: Filters) -> ItemQuery:
-    from scheduler.matcher import text_search
-
+    search = words_search(filters)
     return ItemQuery(
         source=filters.source,
         lang=filters.lang,
         since=filters.since,
         until=filters.until,
-        keep=item_test(dashboard, filters),
-        # item_test has refused words that cannot be searched
-        word_prefixes=text_search(filters.q).prefixes if filters.q else (),
+        keep=item_test(dashboard, filters, search),
+        word_prefixes=search.prefixes if search else (),
     )
 
 
