@@ -134,6 +134,10 @@ class StoryIndex(Protocol):
     def story_of(self, item_id: str) -> str | None:
         """The story `item_id` belongs to, or None before it is linked."""
 
+    def stories_of(self, item_ids: Iterable[str]) -> dict[str, str]:
+        """`story_of` for many items in one round trip: item id → story id, for the linked
+        ones among `item_ids`."""
+
     def join(self, story_id: str, item_id: str) -> str:
         """Put `item_id` in `story_id` (created when new, followed when merged away); returns
         the story it is in now."""
@@ -233,6 +237,9 @@ class MemoryStoryIndex:
 
     def story_of(self, item_id: str) -> str | None:
         return self._story_of.get(item_id)
+
+    def stories_of(self, item_ids: Iterable[str]) -> dict[str, str]:
+        return {i: self._story_of[i] for i in item_ids if i in self._story_of}
 
     def _live(self, story_id: str) -> str:
         while story_id in self._merged_into:

@@ -349,6 +349,14 @@ class RedisStoryIndex:
         return self._redis.hget(self._keys.item_stories(), item_id)
 
     @translating_errors
+    def stories_of(self, item_ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(item_ids))
+        if not wanted:
+            return {}
+        found = self._redis.hmget(self._keys.item_stories(), wanted)
+        return {i: story for i, story in zip(wanted, found, strict=True) if story is not None}
+
+    @translating_errors
     def join(self, story_id: str, item_id: str) -> str:
         return self._join(
             keys=self._story_keys(), args=[story_id, item_id, self._keys.story_members("")]
