@@ -113,6 +113,15 @@ def test_join_creates_a_story_and_story_of_finds_it(index: StoryIndex) -> None:
     assert index.story_ids() == ["a"]
 
 
+def test_stories_of_many_items_at_once(index: StoryIndex) -> None:
+    for story, item in (("a", "a"), ("a", "a2"), ("b", "b"), ("c", "c")):
+        index.join(story, item)
+    index.merge("a", "c")
+    assert index.stories_of(["a2", "unlinked", "b", "c", "b"]) == {"a2": "a", "b": "b", "c": "a"}
+    assert index.stories_of(iter(["a"])) == {"a": "a"}
+    assert index.stories_of([]) == {}
+
+
 def test_joining_another_story_moves_the_item(index: StoryIndex) -> None:
     index.join("s1", "x")
     index.join("s1", "y")
