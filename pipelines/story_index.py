@@ -158,6 +158,10 @@ class StoryIndex(Protocol):
 
     def get_story(self, story_id: str) -> dict[str, Any] | None: ...
 
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """`get_story` for many stories in one round trip: each asked id (followed through
+        merges) → its record, for those that have one."""
+
     def story_ids(self) -> list[str]:
         """Every live story, sorted."""
 
@@ -279,6 +283,10 @@ class MemoryStoryIndex:
 
     def get_story(self, story_id: str) -> dict[str, Any] | None:
         return self._records.get(self._live(story_id))
+
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        found = {story_id: self.get_story(story_id) for story_id in story_ids}
+        return {story_id: record for story_id, record in found.items() if record is not None}
 
     def story_ids(self) -> list[str]:
         return sorted(s for s, members in self._members.items() if members)

@@ -85,10 +85,20 @@ class ProvenanceLookup:
         self._story_ids: dict[str, str | None] = {}
 
     def prefetch(self, items: Iterable[dict[str, Any]]) -> None:
-        """Look up the stories of `items` in one round trip, for the calls that follow."""
+        """Look up the stories of `items`, their records and their originals' URLs in three
+        round trips, for the calls that follow."""
         wanted = [item["id"] for item in items]
         found = self.index.stories_of(wanted)
         self._story_ids = {item_id: found.get(item_id) for item_id in wanted}
+        new = [s for s in dict.fromkeys(found.values()) if s not in self._stories]
+        records = self.index.get_stories(new)
+        originals = [r["original"]["item"] for r in records.values() if r["original"]["item"]]
+        summaries = self.index.get_items(originals) if originals else {}
+        for story_id in new:
+            record = records.get(story_id)
+            original = record["original"]["item"] if record else None
+            url = summaries[original].url if original in summaries else None
+            self._stories[story_id] = (record, url)
 
     def _story(self, story_id: str) -> tuple[dict[str, Any] | None, str | None]:
         if story_id not in self._stories:

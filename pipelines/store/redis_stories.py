@@ -408,6 +408,23 @@ class RedisStoryIndex:
         return json.loads(value) if value is not None else None
 
     @translating_errors
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = list(dict.fromkeys(story_ids))
+        pipe = self._redis.pipeline(transaction=False)
+        for story_id in wanted:
+            self._get_story(
+                keys=[self._keys.merged_stories()],
+                args=[story_id, self._keys.story("")],
+                client=pipe,
+            )
+        values = pipe.execute() if wanted else []
+        return {
+            story_id: json.loads(value)
+            for story_id, value in zip(wanted, values, strict=True)
+            if value is not None
+        }
+
+    @translating_errors
     def story_ids(self) -> list[str]:
         return sorted(self._redis.smembers(self._keys.live_stories()))
 

@@ -281,6 +281,11 @@ class SQLiteStoryIndex:
         ).fetchone()
         return json.loads(row[0]) if row else None
 
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        # No round trips to save in a local file: one indexed lookup each.
+        found = {story_id: self.get_story(story_id) for story_id in story_ids}
+        return {story_id: record for story_id, record in found.items() if record is not None}
+
     @_translating_errors
     def story_ids(self) -> list[str]:
         rows = self._db.execute("SELECT DISTINCT story FROM story_members ORDER BY story")

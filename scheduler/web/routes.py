@@ -178,9 +178,11 @@ def stories_of_items(dashboard: Dashboard, filters: Filters) -> tuple[list[dict]
         if len(batch) < SCAN_BATCH:
             break
         offset += SCAN_BATCH
-    records = []
-    for story_id in order[filters.offset : filters.offset + PAGE_SIZE]:
-        record = dashboard.index.get_story(story_id)
+    shown = order[filters.offset : filters.offset + PAGE_SIZE]
+    found = dashboard.index.get_stories(shown)
+    records: list[dict[str, Any]] = []
+    for story_id in shown:
+        record = found.get(story_id)
         if record is not None and all(r["id"] != record["id"] for r in records):
             records.append(record)
     return records, len(order) > filters.offset + PAGE_SIZE, offset >= SCAN_ITEMS
