@@ -40,7 +40,8 @@ POSTING = ">I4"  # Lua struct format of one ordinal: 4 bytes, big-endian
 POSTING_BYTES = 4
 # Choosing between the index and the newest-first scan. Reading a candidate's id and time
 # through the index costs about 1/INDEX_TO_SCAN_COST of reading and testing one item in a
-# scan (measured with bench_web: ~2 µs against ~60 µs). A scan reads about
+# scan (an estimate, not yet tuned: a few µs of server-side script against tens of µs to
+# load, parse and test a multi-KB item). A scan reads about
 # wanted * scanned / candidates items before it has `wanted` matches; the index reads every
 # candidate's id and time, then about `wanted` items. Below ALWAYS_INDEX candidates the
 # index is cheap whatever the scan would cost; above MOST_CANDIDATES the server-side
