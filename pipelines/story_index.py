@@ -134,6 +134,10 @@ class StoryIndex(Protocol):
     def story_of(self, item_id: str) -> str | None:
         """The story `item_id` belongs to, or None before it is linked."""
 
+    def stories_of(self, item_ids: Iterable[str]) -> dict[str, str]:
+        """`story_of` for many items in one round trip: item id → story id, for the linked
+        ones among `item_ids`."""
+
     def join(self, story_id: str, item_id: str) -> str:
         """Put `item_id` in `story_id` (created when new, followed when merged away); returns
         the story it is in now."""
@@ -153,6 +157,10 @@ class StoryIndex(Protocol):
         always holds every member, so a story's record never loses one."""
 
     def get_story(self, story_id: str) -> dict[str, Any] | None: ...
+
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """`get_story` for many stories in one round trip: each asked id (followed through
+        merges) → its record, for those that have one."""
 
     def story_ids(self) -> list[str]:
         """Every live story, sorted."""
@@ -234,6 +242,9 @@ class MemoryStoryIndex:
     def story_of(self, item_id: str) -> str | None:
         return self._story_of.get(item_id)
 
+    def stories_of(self, item_ids: Iterable[str]) -> dict[str, str]:
+        return {i: self._story_of[i] for i in item_ids if i in self._story_of}
+
     def _live(self, story_id: str) -> str:
         while story_id in self._merged_into:
             story_id = self._merged_into[story_id]
@@ -272,6 +283,10 @@ class MemoryStoryIndex:
 
     def get_story(self, story_id: str) -> dict[str, Any] | None:
         return self._records.get(self._live(story_id))
+
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        found = {story_id: self.get_story(story_id) for story_id in story_ids}
+        return {story_id: record for story_id, record in found.items() if record is not None}
 
     def story_ids(self) -> list[str]:
         return sorted(s for s, members in self._members.items() if members)

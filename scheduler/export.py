@@ -75,12 +75,30 @@ def provenance(item_id: str, record: dict[str, Any], original_url: str | None) -
 
 
 class ProvenanceLookup:
-    """The provenance of items from a story index: one ``story_of`` per item, each story's
-    record and original URL read once."""
+    """The provenance of items from a story index: one ``story_of`` per item (or one
+    ``stories_of`` per batch, see `prefetch`), each story's record and original URL read
+    once."""
 
     def __init__(self, index: StoryIndex) -> None:
         self.index = index
         self._stories: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
+        self._story_ids: dict[str, str | None] = {}
+
+    def prefetch(self, items: Iterable[dict[str, Any]]) -> None:
+        """Look up the stories of `items`, their records and their originals' URLs in three
+        round trips, for the calls that follow."""
+        wanted = [item["id"] for item in items]
+        found = self.index.stories_of(wanted)
+        self._story_ids = {item_id: found.get(item_id) for item_id in wanted}
+        new = [s for s in dict.fromkeys(found.values()) if s not in self._stories]
+        records = self.index.get_stories(new)
+        originals = [r["original"]["item"] for r in records.values() if r["original"]["item"]]
+        summaries = self.index.get_items(originals) if originals else {}
+        for story_id in new:
+            record = records.get(story_id)
+            original = record["original"]["item"] if record else None
+            url = summaries[original].url if original in summaries else None
+            self._stories[story_id] = (record, url)
 
     def _story(self, story_id: str) -> tuple[dict[str, Any] | None, str | None]:
         if story_id not in self._stories:
@@ -92,7 +110,10 @@ class ProvenanceLookup:
         return self._stories[story_id]
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        story_id = self.index.story_of(item["id"])
+        if item["id"] in self._story_ids:
+            story_id = self._story_ids[item["id"]]
+        else:
+            story_id = self.index.story_of(item["id"])
         record, original_url = self._story(story_id) if story_id else (None, None)
         if record is None or not any(m["item"] == item["id"] for m in record["members"]):
             return dict.fromkeys(PROVENANCE_COLUMNS)

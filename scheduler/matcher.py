@@ -616,18 +616,17 @@ class TextSearch:
 
     @property
     def prefixes(self) -> tuple[str, ...]:
-        """A matching item holds a word that starts with one of these (`ItemQuery`); none
-        when they would be too short to narrow anything.
+        """A matching item holds a word that starts with one of these (`ItemQuery`), in
+        folded form (ё as е); none when they would be too short to narrow anything.
 
-        They are cut before the first е, since the word index keeps the ё that matching
-        reads as е. The index does not undo what `normalize` undoes for matching (invisible
+        A store's word index does not undo what `normalize` undoes for matching (invisible
         characters inside a word, Latin look-alikes in Cyrillic): a search for such words
         may miss an item that an alert would catch.
         """
-        cut = {prefix.split("е", 1)[0] for prefix in self.compiled.literals}
-        if any(len(prefix) < MIN_SEARCH_PREFIX for prefix in cut):
+        literals = set(self.compiled.literals)
+        if any(len(prefix) < MIN_SEARCH_PREFIX for prefix in literals):
             return ()
-        return tuple(sorted(cut))
+        return tuple(sorted(literals))
 
     def __call__(self, item: Mapping[str, Any]) -> bool:
         return any(self.compiled.match(item.get(field) or "") for field in ("title", "text"))

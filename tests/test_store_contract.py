@@ -6,6 +6,7 @@ import json
 import logging
 import multiprocessing
 import sqlite3
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -234,6 +235,12 @@ def test_items_refuses_a_time_that_is_not_iso(store: Store) -> None:
         store.items(ItemQuery(since="yesterday"))
 
 
+def test_item_sources_name_every_source_with_items(store: Store, corpus: dict[str, str]) -> None:
+    assert store.item_sources() == ["primeminister", "zakon"]
+    store.add_item(make_item("x", source="aqsu"))
+    assert store.item_sources() == ["aqsu", "primeminister", "zakon"]
+
+
 def test_count_items_in_all_and_per_source(store: Store, corpus: dict[str, str]) -> None:
     assert store.count_items() == 8
     assert store.count_items("zakon") == 3
@@ -413,7 +420,7 @@ def test_sqlite_schema_1_trigram_index_is_rebuilt_as_words(tmp_path: Path) -> No
 
 
 def test_sqlite_schema_3_items_indexed_by_its_trigger_stay_found(tmp_path: Path) -> None:
-    """Schema 3 indexed each item as it was written; schema 4 indexes when searched."""
+    """Schema 3 indexed each item as it was written; schema 4 on indexes when searched."""
     path = tmp_path / "v3.db"
     SQLiteStore(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
@@ -438,7 +445,7 @@ def test_sqlite_schema_3_items_indexed_by_its_trigger_stay_found(tmp_path: Path)
     reopened.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
-        # each item indexed once: the old one by the trigger, the new one by the search
+        # each item indexed once: both again by the search, with ё read as е (schema 5)
         assert db.execute("SELECT count(*) FROM items_text_docsize").fetchone() == (2,)
     db.close()
 
@@ -518,6 +525,12 @@ def test_redis_keys_are_readable_json(redis_url: str) -> None:
         "https://akorda.kz/ru/rss"
     )
     assert raw.zrange("pw:source:akorda:runs", 0, -1) == ["r1"]
+    # The word index: the item's ordinal, its id by ordinal, the ordinal under each prefix
+    # of its words ("Заголовок", "Текст сообщения."), as 4 bytes.
+    assert raw.get("pw:items:ordinals") == "1"
+    assert raw.hgetall("pw:items:by_ordinal:0") == {"1": item["id"]}
+    words = {"pw:words:заго", "pw:words:текс", "pw:words:сооб"}
+    assert {raw.get(key) for key in words} == {"\x00\x00\x00\x01"}
     assert set(raw.keys("*")) == {
         f"pw:item:{item['id']}",
         "pw:items:by_time",
@@ -528,7 +541,13 @@ def test_redis_keys_are_readable_json(redis_url: str) -> None:
         "pw:run:r1",
         "pw:runs",
         "pw:source:akorda:runs",
+        "pw:items:ordinals",
+        "pw:items:by_ordinal:0",
+        "pw:words:_complete",
+        *words,
+        "pw:sources:with_items",
     }
+    assert raw.smembers("pw:sources:with_items") == {"akorda"}
     store.close()
 
 
@@ -651,3 +670,190 @@ def test_a_word_search_past_the_plain_scan_finds_the_older_items(
         ]
     finally:
         store.close()
+
+
+# --- word search (SQLite's FTS5 index, Redis's word index or its scan) ---------------------
+@pytest.fixture
+def words_corpus(store: Store) -> dict[str, str]:
+    """Items for word searches: inflected forms, ё and е, a phrase and its words apart."""
+    items = {
+        "baik_pm": make_item(
+            "baik-pm", title="Запуск с Байконура перенесли", published_at="2019-11-18T10:00+06:00"
+        ),
+        "baik_kk": make_item(
+            "baik-kk", source="zakon", lang="kk", text="Байқоңырда ұшыру өтті.",
+            published_at="2019-11-17T10:00+06:00",
+        ),
+        "baik_zk": make_item(
+            "baik-zk", source="zakon", text="Космодромы мира: Байконур и Восточный.",
+            published_at="2019-11-16T10:00+06:00",
+        ),
+        "baikal": make_item("baikal", text="На Байкале потеплело.", published_at="2019-11-15"),
+        "actor_yo": make_item("actor-yo", title="Актёры театра", published_at="2019-11-14"),
+        "actor_e": make_item("actor-e", text="АКТЕРЫ и зрители.", published_at="2019-11-13"),
+        "phrase": make_item(
+            "phrase", text="Министерство финансов сообщило о плане.", published_at="2019-11-12"
+        ),
+        "apart": make_item(
+            "apart", text="Финансов не хватает, сообщило министерство.", published_at="2019-11-11"
+        ),
+    }  # fmt: skip
+    for item in items.values():
+        store.add_item(item)
+    return {key: item["id"] for key, item in items.items()}
+
+
+def searched(store: Store, query: ItemQuery, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids `query` finds; on Redis, checked to be what the newest-first scan finds too."""
+    found = ids(store.items(query))
+    if isinstance(store, RedisStore):
+        with monkeypatch.context() as scanning:
+            scanning.setattr("pipelines.store.redis_words.use_index", lambda *_: False)
+            assert ids(store.items(query)) == found, "the scan and the word index disagree"
+    return found
+
+
+def words(term: str, **filters: Any) -> ItemQuery:
+    """What the dashboard asks for a word search: the matcher's test and word prefixes."""
+    from scheduler.matcher import text_search
+
+    search = text_search(term)
+    return ItemQuery(keep=search, word_prefixes=search.prefixes, limit=20, **filters)
+
+
+@pytest.mark.parametrize(
+    ("query", "keys"),
+    [
+        # The matcher's inflections and spellings, narrowed by its word prefixes.
+        (words("Байконур"), ["baik_pm", "baik_zk"]),
+        (words("Байқоңыр"), ["baik_kk"]),
+        (words("актёр"), ["actor_yo", "actor_e"]),
+        # Words in order, case-insensitive, ё read as е both ways, the last one a prefix.
+        (ItemQuery(text="актеры"), ["actor_yo", "actor_e"]),
+        (ItemQuery(text="АКТЁР"), ["actor_yo", "actor_e"]),
+        (ItemQuery(text="байкал"), ["baikal"]),
+        (ItemQuery(text="финансов сообщ"), ["phrase"]),  # every word, in order
+        (ItemQuery(text="министерство финансов"), ["phrase"]),
+        (ItemQuery(text="сообщило финансов"), []),
+        (ItemQuery(text="финан"), ["phrase", "apart"]),
+        (ItemQuery(text="на"), ["baikal"]),  # shorter than an indexed prefix
+        (ItemQuery(text="квазикристалл"), []),
+        # Combined with source, language and time.
+        (words("Байконур", source="zakon"), ["baik_zk"]),
+        (words("Байконур", lang="ru"), ["baik_pm", "baik_zk"]),
+        (words("Байконур", since="2019-11-17T00:00+06:00"), ["baik_pm"]),
+        (words("Байконур", until="2019-11-17T00:00+06:00"), ["baik_zk"]),
+        (ItemQuery(text="космодром", source="zakon", lang="ru", since="2019-11-16",
+                   until="2019-11-17"), ["baik_zk"]),
+        (ItemQuery(text="космодром", source="zakon", lang="kk"), []),
+        (ItemQuery(text="байконур", until="2019-11-16T10:00+06:00"), []),  # until: exclusive
+        (ItemQuery(text="байконур", since="2019-11-16T10:00+06:00"), ["baik_pm", "baik_zk"]),
+        # Without the caller's test, the word prefixes themselves filter.
+        (ItemQuery(word_prefixes=("байконур", "байқоңыр")), ["baik_pm", "baik_kk", "baik_zk"]),
+    ],
+)  # fmt: skip
+def test_word_search(
+    store: Store,
+    words_corpus: dict[str, str],
+    query: ItemQuery,
+    keys: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert searched(store, query, monkeypatch) == [words_corpus[key] for key in keys]
+
+
+def test_word_search_pages_newest_first(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(7):
+        word = "Байконура" if n % 2 == 0 else "Байкала"
+        store.add_item(
+            make_item(f"n{n}", text=f"Новость {n} про {word}.",
+                      published_at=f"2019-11-18T1{n}:00:00+06:00")
+        )  # fmt: skip
+    pages = [
+        [item["text"] for item in store.items(replace(words("Байконур"), limit=2, offset=start))]
+        for start in (0, 2, 4)
+    ]
+    assert pages == [
+        ["Новость 6 про Байконура.", "Новость 4 про Байконура."],
+        ["Новость 2 про Байконура.", "Новость 0 про Байконура."],
+        [],
+    ]
+    assert len(searched(store, ItemQuery(text="новость", limit=5, offset=3), monkeypatch)) == 4
+
+
+def test_index_words_brings_searches_up_to_every_item(store: Store) -> None:
+    store.add_item(make_item("1", text="Минфин сообщил."))
+    assert store.index_words() >= 0
+    store.add_item(make_item("2", text="Минфин ответил."))
+    store.index_words()
+    assert store.index_words() == 0  # nothing left to do
+    assert len(store.items(ItemQuery(text="минфин"))) == 2
+
+
+# --- the Redis word index ------------------------------------------------------------------
+def forget_word_index(store: RedisStore) -> None:
+    """Leave the store as a Presswatch older than the word index wrote it."""
+    raw = store._redis
+    raw.delete(
+        "pw:items:ordinals",
+        "pw:sources:with_items",
+        *raw.keys("pw:items:by_ordinal:*"),
+        *raw.keys("pw:words:*"),
+    )
+
+
+@pytest.mark.redis
+def test_redis_word_index_answers_a_word_search(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    for n in range(5):
+        store.add_item(make_item(str(n), text="Минфин сообщил." if n == 3 else "Погода."))
+    query = ItemQuery(text="минфин")
+    bounds = (-1e308, 1e308)
+    assert store._words.candidates(query, "pw:items:by_time", bounds) == [make_item("3")["id"]]
+    # A prefix shorter than the indexed one cannot use the index: the scan answers.
+    assert store._words.candidates(ItemQuery(text="мин"), "pw:items:by_time", bounds) is None
+    assert ids(store.items(ItemQuery(text="мин"))) == [make_item("3")["id"]]
+    store.close()
+
+
+@pytest.mark.redis
+def test_redis_items_stored_before_the_word_index_are_found_then_indexed(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RedisStore(redis_url)
+    old = [make_item(f"old{n}", text=f"Минфин сообщил {n}.") for n in range(5)]
+    for item in old:
+        store.add_item(item)
+    forget_word_index(store)
+    new = make_item("new", text="Минфин ответил.", published_at="2019-11-19T10:00:00+06:00")
+    store.add_item(new)  # indexed as it is written, but the older ones are not
+    query = ItemQuery(text="минфин", limit=10)
+    everything = ids(store.items(ItemQuery(limit=10)))
+    assert ids(store.items(query)) == everything  # the scan, not the incomplete index
+    assert store._words.candidates(query, "pw:items:by_time", (-1e308, 1e308)) is None
+
+    # An indexing cut short after its first batch is resumed by the next run.
+    monkeypatch.setattr("pipelines.store.redis_words.OLDER_BATCH", 2)
+    loads = 0
+
+    def failing_load(item_ids: list[str]) -> list[dict[str, Any]]:
+        nonlocal loads
+        loads += 1
+        if loads > 1:
+            raise StoreError("cut short")
+        return store._load(item_ids)
+
+    with pytest.raises(StoreError, match="cut short"):
+        store._words.index_older_items(failing_load)
+    assert ids(store.items(query)) == everything  # still scanning
+    assert store.item_sources() == ["primeminister"]  # found by their item indexes
+    assert store.index_words() == 3
+    assert store.index_words() == 0
+    assert store._words.candidates(query, "pw:items:by_time", (-1e308, 1e308)) == everything
+    assert ids(store.items(query)) == everything
+    # Each item was posted once: six items under "минф" and "сооб"/"отве" as they hold them.
+    assert store._redis.strlen("pw:words:минф") == 4 * 6
+    assert store._redis.strlen("pw:words:сооб") == 4 * 5
+    assert store._redis.smembers("pw:sources:with_items") == {"primeminister"}
+    assert store.item_sources() == ["primeminister"]
+    store.close()

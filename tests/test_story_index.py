@@ -113,6 +113,25 @@ def test_join_creates_a_story_and_story_of_finds_it(index: StoryIndex) -> None:
     assert index.story_ids() == ["a"]
 
 
+def test_stories_of_many_items_at_once(index: StoryIndex) -> None:
+    for story, item in (("a", "a"), ("a", "a2"), ("b", "b"), ("c", "c")):
+        index.join(story, item)
+    index.merge("a", "c")
+    assert index.stories_of(["a2", "unlinked", "b", "c", "b"]) == {"a2": "a", "b": "b", "c": "a"}
+    assert index.stories_of(iter(["a"])) == {"a": "a"}
+    assert index.stories_of([]) == {}
+
+
+def test_get_stories_of_many_at_once_follows_merges(index: StoryIndex) -> None:
+    for story in ("a", "b", "c"):
+        index.join(story, story)
+    kept_a, kept_b = put(index, "a"), put(index, "b")
+    assert index.get_stories(["b", "a", "nothing", "c"]) == {"a": kept_a, "b": kept_b}
+    index.merge("a", "c")
+    assert index.get_stories(["c"]) == {"c": kept_a}  # its id leads to the survivor
+    assert index.get_stories([]) == {}
+
+
 def test_joining_another_story_moves_the_item(index: StoryIndex) -> None:
     index.join("s1", "x")
     index.join("s1", "y")

@@ -302,6 +302,19 @@ def test_source_page_items_per_day_credit_runs_and_health(client: TestClient) ->
     assert 'href="/sources/caravan"' in listing
 
 
+def test_sources_page_lists_configured_sources_and_every_source_with_items(
+    client: TestClient,
+) -> None:
+    listing = client.get("/sources").text
+    rows = re.findall(r'<tr[^>]*>\s*<td><a class="source" href="/sources/([^"]+)"', listing)
+    # Configured ones first, in the sources file's order, items or not (ria has none).
+    assert rows[: len(demo_sources())] == [source.name for source in demo_sources()]
+    # Then the store's other sources: the hostile items' source is in no sources file.
+    assert rows[len(demo_sources()) :] == ["hostile"]
+    assert "not in the sources file" in listing
+    assert client.get("/sources/hostile").status_code == 200
+
+
 def test_alerts_page_shows_each_channel_delivery(client: TestClient, web_store: WebStore) -> None:
     page = client.get("/alerts").text
     mail = re.search(r"mail[^<]*:\s*<strong>(\w+)</strong>", page)

@@ -86,7 +86,15 @@ class Store(Protocol):
 
     def items(self, query: ItemQuery = ItemQuery()) -> list[dict[str, Any]]: ...
 
+    def item_sources(self) -> list[str]:
+        """The names of the sources with at least one item, sorted."""
+
     def count_items(self, source: str | None = None) -> int: ...
+
+    def index_words(self) -> int:
+        """Bring the word index that narrows word searches up to every stored item now, so
+        a search need not (a long-running reader calls it at start); returns how many items
+        it indexed. Safe to run at any time, from several processes, and to interrupt."""
 
     def count_items_in(
         self, windows: Sequence[tuple[str, str]], source: str | None = None

@@ -35,9 +35,37 @@ class Keys:
         """Sorted set of the item ids in one language, scored like `items_by_time`."""
         return f"{self.prefix}lang:{lang}:items"
 
+    def item_sources(self) -> str:
+        """Set of the names of the sources with at least one item."""
+        return f"{self.prefix}sources:with_items"
+
     def content_hash(self, source: str, digest: str) -> str:
         """String: the id of the first item of `source` stored with this content hash."""
         return f"{self.prefix}source:{source}:hash:{digest}"
+
+    # --- the word index (pipelines.store.redis_words) ------------------------------------
+    def item_ordinals(self) -> str:
+        """String: a counter, the ordinal of the last item given one (one per stored item)."""
+        return f"{self.prefix}items:ordinals"
+
+    def ordinal_items(self, bucket: int | str) -> str:
+        """Hash of one bucket of ordinals (``ordinal // 128``): ``ordinal % 128`` → item id.
+        Small buckets stay listpack-encoded, a few bytes an item."""
+        return f"{self.prefix}items:by_ordinal:{bucket}"
+
+    def words(self, prefix: str) -> str:
+        """String of 4-byte big-endian ordinals: the items with a word starting with
+        `prefix` (the folded word's first letters, `redis_words.INDEXED_LETTERS`)."""
+        return f"{self.prefix}words:{prefix}"
+
+    def words_complete(self) -> str:
+        """String, present once the word index holds every stored item (a store older
+        than the index gains it from `RedisStore.index_words`)."""
+        return f"{self.prefix}words:_complete"
+
+    def words_lock(self) -> str:
+        """String with a TTL: held by the process indexing older items' words."""
+        return f"{self.prefix}words:_indexing"
 
     def validators(self, url: str) -> str:
         """String: JSON ``{"url", "validators"}``; hashed because URLs are long and odd."""

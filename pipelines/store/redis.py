@@ -14,6 +14,7 @@ import redis
 
 from pipelines.store.base import ItemQuery, StoreError, text_matcher
 from pipelines.store.keys import DEFAULT_PREFIX, Keys, parse_instant, sort_instant
+from pipelines.store.redis_words import POST_WORDS_LUA, WordIndex, has_word_starting
 from pipelines.store.urls import redact_url
 
 if TYPE_CHECKING:
@@ -30,24 +31,36 @@ SOCKET_TIMEOUT_S = 10.0
 # How many ids a filtered query fetches per round trip while it scans an index.
 SCAN_BATCH = 256
 NEWEST = ItemQuery()
+OPEN_TIME = 1e308  # the bound of an open time range, as a number Lua can compare
 
 # One atomic step, so a crash can never leave an item stored but unindexed (which the
 # next add would then take for "already kept" and never index): SET NX decides, and only
-# the process that created the item key writes the indexes.
-# KEYS[1] item; KEYS[2..] sorted sets to index it in; when ARGV[4] == "1" the last key is
-# the content-hash key instead. ARGV: item JSON, score, item id, has-hash flag.
-ADD_ITEM_LUA = """
+# the process that created the item key writes the indexes, the word index among them.
+# KEYS: the item; ARGV[4] sorted sets to index it in (the time index first); the
+# content-hash key when ARGV[5] == "1"; the ordinal counter; the word index's "complete"
+# mark; the set of sources with items; the ``words:`` keys. ARGV: item JSON, score, item
+# id, sorted sets, has-hash flag, the ordinal bucket key prefix, the item's source.
+ADD_ITEM_LUA = f"""
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
     return 0
 end
-local last_index = #KEYS
-if ARGV[4] == '1' then
-    redis.call('SET', KEYS[#KEYS], ARGV[3], 'NX')
-    last_index = #KEYS - 1
+local item_id, sorted_sets = ARGV[3], tonumber(ARGV[4])
+-- The first item of a store: the word index will hold every item (see redis_words).
+local first_item = redis.call('EXISTS', KEYS[2]) == 0
+for i = 2, 1 + sorted_sets do
+    redis.call('ZADD', KEYS[i], ARGV[2], item_id)
 end
-for i = 2, last_index do
-    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+local next_key = 2 + sorted_sets
+if ARGV[5] == '1' then
+    redis.call('SET', KEYS[next_key], item_id, 'NX')
+    next_key = next_key + 1
 end
+local ordinals_key, first_word_key, bucket_prefix = KEYS[next_key], next_key + 3, ARGV[6]
+if first_item then
+    redis.call('SET', KEYS[next_key + 1], '1')
+end
+redis.call('SADD', KEYS[next_key + 2], ARGV[7])
+{POST_WORDS_LUA}
 return 1
 """
 
@@ -169,6 +182,7 @@ class RedisStore:
         self.where = self.link.where
         self._redis = self.link.client
         self._add_item = self._redis.register_script(ADD_ITEM_LUA)
+        self._words = WordIndex(self._redis, self.keys)
         self._check_server()
 
     @translating_errors
@@ -201,19 +215,31 @@ class RedisStore:
     @translating_errors
     def add_item(self, item: dict[str, Any]) -> bool:
         item_id = item["id"]
-        index_keys = [self.keys.items_by_time(), self.keys.source_items(item["source"])]
+        sorted_sets = [self.keys.items_by_time(), self.keys.source_items(item["source"])]
         if item.get("lang"):
-            index_keys.append(self.keys.lang_items(item["lang"]))
+            sorted_sets.append(self.keys.lang_items(item["lang"]))
         has_hash = bool(item.get("content_hash"))
-        if has_hash:
-            index_keys.append(self.keys.content_hash(item["source"], item["content_hash"]))
+        hash_key = (
+            [self.keys.content_hash(item["source"], item["content_hash"])] if has_hash else []
+        )
         created = self._add_item(
-            keys=[self.keys.item(item_id), *index_keys],
+            keys=[
+                self.keys.item(item_id),
+                *sorted_sets,
+                *hash_key,
+                self.keys.item_ordinals(),
+                self.keys.words_complete(),
+                self.keys.item_sources(),
+                *self._words.word_keys(item),
+            ],
             args=[
                 json.dumps(item, ensure_ascii=False),
                 repr(sort_instant(item).timestamp()),
                 item_id,
+                len(sorted_sets),
                 "1" if has_hash else "0",
+                self._words.bucket_prefix(),
+                item["source"],
             ],
         )
         return created == 1
@@ -251,8 +277,10 @@ class RedisStore:
             index = self.keys.lang_items(query.lang)
         else:
             index = self.keys.items_by_time()
-        newest = f"({parse_instant(query.until).timestamp()!r}" if query.until else "+inf"
-        oldest = repr(parse_instant(query.since).timestamp()) if query.since else "-inf"
+        since = parse_instant(query.since).timestamp() if query.since else -OPEN_TIME
+        until = parse_instant(query.until).timestamp() if query.until else OPEN_TIME
+        newest = f"({until!r}" if query.until else "+inf"
+        oldest = repr(since) if query.since else "-inf"
 
         def page(start: int, count: int) -> list[dict[str, Any]]:
             ids = self._redis.zrange(
@@ -260,31 +288,51 @@ class RedisStore:
             )
             return self._load(ids)
 
-        lang_filter = query.lang if query.source is not None else None
-        if not query.text and lang_filter is None and query.keep is None:
+        test = item_test(query)
+        if test is None:
             return page(query.offset, query.limit)
-        # No index answers this filter, so walk the chosen index newest first.
-        needle = text_matcher(query.text) if query.text else None
         wanted = query.offset + query.limit
         matched: list[dict[str, Any]] = []
+        candidates = self._words.candidates(query, index, (since, until))
+        if candidates is not None:
+            # The word index named every item that may match, newest first.
+            for start in range(0, len(candidates), SCAN_BATCH):
+                matched.extend(filter(test, self._load(candidates[start : start + SCAN_BATCH])))
+                if len(matched) >= wanted:
+                    break
+            return matched[query.offset : wanted]
+        # No index answers this filter, so walk the chosen index newest first.
         start = 0
         while len(matched) < wanted:
             batch = page(start, SCAN_BATCH)
-            matched.extend(
-                item
-                for item in batch
-                if _matches(item, lang_filter, needle) and (query.keep is None or query.keep(item))
-            )
+            matched.extend(filter(test, batch))
             if len(batch) < SCAN_BATCH:
                 break
             start += SCAN_BATCH
         return matched[query.offset : wanted]
+
+    @translating_errors
+    def index_words(self) -> int:
+        """Index the words of the items stored before the word index existed (a store
+        written by an older Presswatch), so word searches need not scan; resumable, and
+        nothing to do once done. Returns how many items it indexed."""
+        return self._words.index_older_items(self._load)
 
     def _load(self, item_ids: list[str]) -> list[dict[str, Any]]:
         if not item_ids:
             return []
         values = self._redis.mget([self.keys.item(item_id) for item_id in item_ids])
         return [json.loads(value) for value in values if value is not None]
+
+    @translating_errors
+    def item_sources(self) -> list[str]:
+        if self._redis.exists(self.keys.words_complete()):
+            return sorted(self._redis.smembers(self.keys.item_sources()))
+        # A store older than the set (see `index_words`): find the sources' item indexes.
+        pattern = self.keys.source_items("*")
+        head, tail = pattern.split("*")
+        found = self._redis.scan_iter(match=pattern, count=1000, _type="zset")
+        return sorted({key[len(head) : -len(tail)] for key in found})
 
     @translating_errors
     def count_items(self, source: str | None = None) -> int:
@@ -361,9 +409,20 @@ class RedisStore:
         self._redis.close()
 
 
-def _matches(item: dict[str, Any], lang: str | None, needle: Callable[[str], bool] | None) -> bool:
-    if lang is not None and item.get("lang") != lang:
-        return False
-    if needle is None:
-        return True
-    return needle(item.get("title") or "") or needle(item.get("text") or "")
+def item_test(query: ItemQuery) -> Callable[[dict[str, Any]], bool] | None:
+    """What an item read from the query's sorted set must also pass, or None: its language
+    (when the set is a source's), its words, and the caller's own test."""
+    tests: list[Callable[[dict[str, Any]], bool]] = []
+    if query.source is not None and query.lang is not None:
+        tests.append(lambda item: item.get("lang") == query.lang)
+    if query.text:
+        needle = text_matcher(query.text)
+        tests.append(lambda item: needle(item.get("title") or "") or needle(item.get("text") or ""))
+    if query.keep is not None:
+        tests.append(query.keep)
+    elif query.word_prefixes:
+        # `keep` would decide; without it the prefixes are the filter, as in SQLite.
+        tests.append(lambda item: has_word_starting(item, query.word_prefixes))
+    if not tests:
+        return None
+    return lambda item: all(test(item) for test in tests)

@@ -349,6 +349,14 @@ class RedisStoryIndex:
         return self._redis.hget(self._keys.item_stories(), item_id)
 
     @translating_errors
+    def stories_of(self, item_ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(item_ids))
+        if not wanted:
+            return {}
+        found = self._redis.hmget(self._keys.item_stories(), wanted)
+        return {i: story for i, story in zip(wanted, found, strict=True) if story is not None}
+
+    @translating_errors
     def join(self, story_id: str, item_id: str) -> str:
         return self._join(
             keys=self._story_keys(), args=[story_id, item_id, self._keys.story_members("")]
@@ -398,6 +406,23 @@ class RedisStoryIndex:
             keys=[self._keys.merged_stories()], args=[story_id, self._keys.story("")]
         )
         return json.loads(value) if value is not None else None
+
+    @translating_errors
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = list(dict.fromkeys(story_ids))
+        pipe = self._redis.pipeline(transaction=False)
+        for story_id in wanted:
+            self._get_story(
+                keys=[self._keys.merged_stories()],
+                args=[story_id, self._keys.story("")],
+                client=pipe,
+            )
+        values = pipe.execute() if wanted else []
+        return {
+            story_id: json.loads(value)
+            for story_id, value in zip(wanted, values, strict=True)
+            if value is not None
+        }
 
     @translating_errors
     def story_ids(self) -> list[str]:

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 URL_PREFIX = "sqlite:///"
 BUSY_TIMEOUT_S = 10.0
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Bound variables per statement stay under SQLite's lowest default limit (999).
 ID_BATCH = 900
 NEWEST = ItemQuery()
@@ -43,6 +43,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_text
 INDEXED_UP_TO = "store/text_index"
 INDEX_BATCH = 2000
 PLAIN_SCAN_ROWS = 1000  # newest rows a word search reads before it asks the word index
+SHORTEST_FTS_PREFIX = 3  # a shorter word prefix narrows a search too little to help
 
 STATE_TABLE = """
 CREATE TABLE IF NOT EXISTS state (
@@ -84,21 +85,20 @@ CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source, started, id);
 {STATE_TABLE}
 """
 
-# The steps from an older schema to this one. Schema 1 indexed trigrams: its items are
-# indexed again, by words (by the first text search). Schema 2 had no state table.
-# Schemas 1-3 indexed each item as it was written, by a trigger; now searches catch up.
-INDEXED_ALL = (
-    "INSERT OR REPLACE INTO state (name, data) SELECT"  # noqa: S608 - a module constant
-    f" '{INDEXED_UP_TO}', json_object('rowid', coalesce(max(rowid), 0)) FROM items;"
+# The steps from an older schema to this one. Schema 1 indexed trigrams; schemas 1-3 indexed
+# each item as it was written, by a trigger (now searches catch up); schemas 1-4 indexed ё
+# as written, which a search for е missed. Their word index is built again, by the first
+# search (or `index_words`). Schema 2 had no state table.
+REINDEX = (
+    "DROP TABLE IF EXISTS items_text;",
+    TEXT_INDEX,
+    f"DELETE FROM state WHERE name = '{INDEXED_UP_TO}';",  # noqa: S608 - a module constant
 )
 MIGRATIONS = {
-    1: (
-        "DROP TRIGGER IF EXISTS items_text_insert; DROP TABLE IF EXISTS items_text;",
-        TEXT_INDEX,
-        STATE_TABLE,
-    ),
-    2: ("DROP TRIGGER IF EXISTS items_text_insert;", STATE_TABLE, INDEXED_ALL),
-    3: ("DROP TRIGGER IF EXISTS items_text_insert;", INDEXED_ALL),
+    1: ("DROP TRIGGER IF EXISTS items_text_insert;", STATE_TABLE, *REINDEX),
+    2: ("DROP TRIGGER IF EXISTS items_text_insert;", STATE_TABLE, *REINDEX),
+    3: ("DROP TRIGGER IF EXISTS items_text_insert;", *REINDEX),
+    4: REINDEX,
 }
 # A query with a word character goes to the word index; one of punctuation only scans.
 WORD = re.compile(r"[^\W_]")
@@ -116,10 +116,27 @@ def _casefold(value: str | None) -> str:
     return value.casefold() if value else ""
 
 
+def _fold_yo(text: str) -> str:
+    return text.replace("ё", "е").replace("Ё", "Е")
+
+
+def _fold_yo_or_none(text: str | None) -> str | None:
+    return _fold_yo(text) if text is not None else None
+
+
 def _fts_prefix_phrase(text: str) -> str:
     # A quoted FTS5 string is one phrase of the words in it, whatever operators they spell;
     # the star makes its last word a prefix, so "минфин" finds "Минфина" and "МИНФИНом".
-    return '"' + text.replace('"', '""') + '" *'
+    # The index holds ё as е (`_index_text`), so the query reads it so too.
+    return '"' + _fold_yo(text).replace('"', '""') + '" *'
+
+
+def fts_prefixes(prefixes: Sequence[str]) -> tuple[str, ...]:
+    """`ItemQuery.word_prefixes` that narrow a search through the word index; none when one
+    is too short to narrow anything (the search then reads every row)."""
+    if any(len(prefix) < SHORTEST_FTS_PREFIX for prefix in prefixes):
+        return ()
+    return tuple(prefixes)
 
 
 def item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
@@ -148,9 +165,9 @@ def item_filters(query: ItemQuery) -> tuple[str, list[Any]]:
                 " OR instr(casefold(json_extract(data, '$.text')), ?) > 0)"
             )
             params.extend([query.text.casefold()] * 2)
-    if query.word_prefixes:
+    if prefixes := fts_prefixes(query.word_prefixes):
         clauses.append("rowid IN (SELECT rowid FROM items_text WHERE items_text MATCH ?)")
-        params.append(" OR ".join(map(_fts_prefix_phrase, query.word_prefixes)))
+        params.append(" OR ".join(map(_fts_prefix_phrase, prefixes)))
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     return where, params
 
@@ -215,6 +232,7 @@ def connect(path: str, *, synchronous: str = "NORMAL", create: bool = True) -> s
         raise StoreError(cannot_open(path, exc)) from exc
     try:
         db.create_function("casefold", 1, _casefold, deterministic=True)
+        db.create_function("yo_as_e", 1, _fold_yo_or_none, deterministic=True)
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
@@ -336,7 +354,7 @@ class SQLiteStore:
 
     @_translating_errors
     def items(self, query: ItemQuery = NEWEST) -> list[dict[str, Any]]:
-        if (query.text and WORD.search(query.text)) or query.word_prefixes:
+        if (query.text and WORD.search(query.text)) or fts_prefixes(query.word_prefixes):
             self._index_text()
         if query.keep is not None:
             kept = (item for item in self._newest_first(query) if query.keep(item))  # type: ignore[misc]
@@ -347,6 +365,11 @@ class SQLiteStore:
             [*params, query.limit, query.offset],
         )
         return [json.loads(row[0]) for row in rows]
+
+    @_translating_errors
+    def item_sources(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT source FROM items ORDER BY source")
+        return [row[0] for row in rows]
 
     @_translating_errors
     def count_items(self, source: str | None = None) -> int:
@@ -372,6 +395,14 @@ class SQLiteStore:
             counts.append(row[0])
         return counts
 
+    @_translating_errors
+    def index_words(self) -> int:
+        behind = self._db.execute(
+            "SELECT count(*) FROM items WHERE rowid > ?", (self._indexed_up_to(),)
+        ).fetchone()[0]
+        self._index_text()
+        return behind
+
     def _newest_first(self, query: ItemQuery) -> Iterator[dict[str, Any]]:
         """The items `query`'s filters select, newest first, for its `keep` to test.
 
@@ -381,7 +412,7 @@ class SQLiteStore:
         """
         order = " ORDER BY sort_time DESC, id DESC"
         where, params = item_filters(replace(query, word_prefixes=()))
-        if not query.word_prefixes:
+        if not fts_prefixes(query.word_prefixes):
             rows = self._db.execute(f"SELECT data FROM items{where}{order}", params)  # noqa: S608 -- "?" marks only
             yield from (json.loads(row[0]) for row in rows)
             return
@@ -412,7 +443,10 @@ class SQLiteStore:
             try:
                 start = self._indexed_up_to()
                 batch = self._db.execute(
-                    "SELECT rowid, json_extract(data, '$.title'), json_extract(data, '$.text')"
+                    # ё as е: unicode61 folds case, not ё (a search for "актеры" must
+                    # find "Актёры").
+                    "SELECT rowid, yo_as_e(json_extract(data, '$.title')),"
+                    " yo_as_e(json_extract(data, '$.text'))"
                     " FROM items WHERE rowid > ? ORDER BY rowid LIMIT ?",
                     (start, INDEX_BATCH),
                 ).fetchall()

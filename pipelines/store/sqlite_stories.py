@@ -216,6 +216,15 @@ class SQLiteStoryIndex:
         return row[0] if row else None
 
     @_translating_errors
+    def stories_of(self, item_ids: Iterable[str]) -> dict[str, str]:
+        # A JSON array is one bound value, however many ids (as in `get_items`).
+        rows = self._db.execute(
+            "SELECT item, story FROM story_members WHERE item IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(item_ids)),),
+        )
+        return dict(rows.fetchall())
+
+    @_translating_errors
     def join(self, story_id: str, item_id: str) -> str:
         with self._writing():
             story_id = self._live(story_id)
@@ -271,6 +280,11 @@ class SQLiteStoryIndex:
             (story_id,),
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def get_stories(self, story_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        # No round trips to save in a local file: one indexed lookup each.
+        found = {story_id: self.get_story(story_id) for story_id in story_ids}
+        return {story_id: record for story_id, record in found.items() if record is not None}
 
     @_translating_errors
     def story_ids(self) -> list[str]:

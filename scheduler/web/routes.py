@@ -170,16 +170,19 @@ def stories_of_items(dashboard: Dashboard, filters: Filters) -> tuple[list[dict]
     offset = 0
     while len(order) < wanted and offset < SCAN_ITEMS:
         batch = dashboard.store.items(replace(query, limit=SCAN_BATCH, offset=offset))
+        stories_of = dashboard.index.stories_of(item["id"] for item in batch)
         for item in batch:
-            story_id = dashboard.index.story_of(item["id"])
+            story_id = stories_of.get(item["id"])
             if story_id is not None and story_id not in order:
                 order.append(story_id)
         if len(batch) < SCAN_BATCH:
             break
         offset += SCAN_BATCH
-    records = []
-    for story_id in order[filters.offset : filters.offset + PAGE_SIZE]:
-        record = dashboard.index.get_story(story_id)
+    shown = order[filters.offset : filters.offset + PAGE_SIZE]
+    found = dashboard.index.get_stories(shown)
+    records: list[dict[str, Any]] = []
+    for story_id in shown:
+        record = found.get(story_id)
         if record is not None and all(r["id"] != record["id"] for r in records):
             records.append(record)
     return records, len(order) > filters.offset + PAGE_SIZE, offset >= SCAN_ITEMS
@@ -274,16 +277,21 @@ def health_of(dashboard: Dashboard, name: str) -> Context:
 
 @page("sources.html")
 def sources(_request: Request, dashboard: Dashboard) -> Context:
+    """Every configured source, and every other source the store has items of (a store
+    filled by another sources file, or by `presswatch demo`)."""
+    configured = {source.name: source for source in dashboard.sources}
+    unconfigured = [name for name in dashboard.store.item_sources() if name not in configured]
     rows = []
-    for source in dashboard.sources:
-        last = dashboard.store.runs(source.name, 1)
+    for name in [*configured, *unconfigured]:
+        source = configured.get(name)
+        last = dashboard.store.runs(name, 1)
         rows.append(
             {
-                "name": source.name,
-                "title": source.title,
-                "enabled": source.enabled,
-                "items": dashboard.store.count_items(source.name),
-                "health": health_of(dashboard, source.name),
+                "name": name,
+                "title": source.title if source else "not in the sources file",
+                "enabled": source.enabled if source else True,
+                "items": dashboard.store.count_items(name),
+                "health": health_of(dashboard, name),
                 "last_run": last[0] if last else None,
             }
         )
@@ -294,6 +302,7 @@ def provenance_counts(dashboard: Dashboard, items: list[dict[str, Any]]) -> Cont
     """How the items stand in their stories: originals, copies credited or not, unattributed
     ones, items not linked yet, and whom the copies credit most."""
     lookup = ProvenanceLookup(dashboard.index)
+    lookup.prefetch(items)
     tally: Counter[str] = Counter()
     cited: Counter[str] = Counter()
     for item in items:
@@ -365,7 +374,8 @@ def items(request: Request, dashboard: Dashboard) -> Context:
     filters = read_filters(request.query_params, ITEM_FILTERS)
     query = replace(item_query(dashboard, filters), limit=PAGE_SIZE + 1, offset=filters.offset)
     found = dashboard.store.items(query)
-    rows = [{**item, "story": dashboard.index.story_of(item["id"])} for item in found[:PAGE_SIZE]]
+    stories_of = dashboard.index.stories_of(item["id"] for item in found[:PAGE_SIZE])
+    rows = [{**item, "story": stories_of.get(item["id"])} for item in found[:PAGE_SIZE]]
     return {
         "nav": "items",
         "filters": filters,
@@ -418,6 +428,7 @@ def exported(dashboard: Dashboard, query: ItemQuery, fmt: str) -> Iterator[str]:
             with dashboard.lock:
                 limit = batch_size or max(dashboard.store.count_items(query.source), 1)
                 batch = dashboard.store.items(replace(query, limit=limit, offset=offset))
+                lookup.prefetch(batch)
                 provenance = [lookup(found) for found in batch]
             for found, extra in zip(batch, provenance, strict=True):
                 yield {**found, **extra}

@@ -14,7 +14,8 @@ without candidates (more, smaller stories than in a store that lived through the
 
 Prints one line: ``used_memory`` growth per item, the items' own JSON per item, the rest
 per item (target <= 8 KB), and that rest split by key kind from ``MEMORY USAGE`` on a
-sample of each kind, with the candidate-index cost per item inside the window.
+sample of each kind, with the candidate-index cost per item inside the window and the word
+index's cost per item (its postings and ordinal buckets together).
 """
 
 from __future__ import annotations
@@ -43,7 +44,16 @@ KB = 1024
 SAMPLE_PER_KIND = 3000
 PREFIX = "pw:"
 # Key kinds by the name part after the prefix (pipelines.store.keys); the rest is "other".
-KINDS = ("item:", "story_item:", "story_key:", "story_members:", "story:")
+KINDS = (
+    "item:",
+    "story_item:",
+    "story_key:",
+    "story_members:",
+    "story:",
+    "words:",  # the word index's postings (pipelines.store.redis_words)
+    "items:by_ordinal:",  # and its ordinal -> item id buckets
+)
+WORD_INDEX_KINDS = ("words:", "items:by_ordinal:")
 
 
 class Clock:
@@ -69,7 +79,9 @@ def memory_by_kind(client: Any) -> dict[str, dict[str, float]]:
     for key in client.scan_iter(match=f"{PREFIX}*", count=5000):
         kind = kind_of(key)
         counts[kind] += 1
-        if len(samples[kind]) < SAMPLE_PER_KIND:
+        # Every word-index key is measured: a few common words hold most of its bytes,
+        # which a sample would miss or overweight.
+        if len(samples[kind]) < SAMPLE_PER_KIND or kind in WORD_INDEX_KINDS:
             samples[kind].append(key)
         elif (slot := rng.randrange(counts[kind])) < SAMPLE_PER_KIND:
             samples[kind][slot] = key
@@ -139,6 +151,10 @@ def main() -> None:
         "stories": kinds.get("story:", {"keys": 0})["keys"],
         "index_kb_per_item_in_window": round(
             kinds.get("story_key:", {"bytes": 0})["bytes"] / max(1, inside) / KB, 2
+        ),
+        "word_index_kb_per_item": round(
+            sum(kinds.get(kind, {"bytes": 0})["bytes"] for kind in WORD_INDEX_KINDS) / count / KB,
+            2,
         ),
     }
     sys.stdout.write(json.dumps(record) + "\n")
