@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import re
+from contextlib import closing
 from typing import TYPE_CHECKING
 from urllib.request import Request, urlopen
 
@@ -303,7 +304,7 @@ def test_source_page_items_per_day_credit_runs_and_health(client: TestClient) ->
 
 
 def test_sources_page_lists_configured_sources_and_every_source_with_items(
-    client: TestClient,
+    client: TestClient, web_store: WebStore
 ) -> None:
     listing = client.get("/sources").text
     rows = re.findall(r'<tr[^>]*>\s*<td><a class="source" href="/sources/([^"]+)"', listing)
@@ -313,6 +314,13 @@ def test_sources_page_lists_configured_sources_and_every_source_with_items(
     assert rows[len(demo_sources()) :] == ["hostile"]
     assert "not in the sources file" in listing
     assert client.get("/sources/hostile").status_code == 200
+    # Each row shows its item count, as the store counts them.
+    counts = dict(
+        re.findall(r'href="/sources/([^"]+)".*?<td class="num">(\d+)</td>', listing, re.S)
+    )
+    with closing(open_store(web_store.url, create=False)) as store:
+        assert counts == {name: str(store.count_items(name)) for name in rows}
+    assert sum(map(int, counts.values())) > 0
 
 
 def test_alerts_page_shows_each_channel_delivery(client: TestClient, web_store: WebStore) -> None:

@@ -290,7 +290,7 @@ def sources(_request: Request, dashboard: Dashboard) -> Context:
                 "name": name,
                 "title": source.title if source else "not in the sources file",
                 "enabled": source.enabled if source else True,
-                "items": dashboard.store.count_items(name),
+                "item_count": dashboard.store.count_items(name),
                 "health": health_of(dashboard, name),
                 "last_run": last[0] if last else None,
             }
