@@ -17,22 +17,22 @@ import subprocess
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
-
-from scrapy.crawler import CrawlerProcess
-from scrapy.settings import Settings
+from typing import TYPE_CHECKING, Any
 
 from crawler.config import Source, find_source, load_sources
-from crawler.spiders.portal import PortalSpider
 from crawler.telemetry import SentryExtension, flush, init_sentry
-from pipelines.outage import STORE_UNAVAILABLE
 from pipelines.store import open_store
 from pipelines.store.base import StoreError
+
+if TYPE_CHECKING:
+    from scrapy.settings import Settings
 
 
 def crawl_settings(store_url: str, overrides: dict[str, Any] | None = None) -> Settings:
     """The project settings, then `overrides`, then the store, whatever the working dir;
     with ``SENTRY_DSN`` set, the Sentry extension too (``SENTRY_ENABLED`` turns it off)."""
+    from scrapy.settings import Settings  # Scrapy loads only in a process that crawls
+
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     settings.setdict(overrides or {}, priority="cmdline")
@@ -63,6 +63,10 @@ def crawl(
     Returns ``{source name: final Scrapy stats}``, JSON-safe; ``finish_reason`` tells
     whether a source's crawl finished.
     """
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.spiders.portal import PortalSpider
+
     process = CrawlerProcess(crawl_settings(store_url, settings))
     crawlers = {}
     errors: dict[str, str] = {}  # a crawl that raised, e.g. a component refusing a setting
@@ -99,6 +103,8 @@ FAILED_PREFIX = "crawl failed: "  # how the child's last stderr lines give their
 
 def store_failures(stats: dict[str, dict[str, Any]]) -> list[str]:
     """One line for each source whose crawl could not store its items (`pipelines.outage`)."""
+    from pipelines.outage import STORE_UNAVAILABLE  # with Scrapy: only where crawls ran
+
     lines = []
     for name, st in stats.items():
         spooled, lost = st.get("store/spooled", 0), st.get("store/lost", 0)

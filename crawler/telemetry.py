@@ -20,9 +20,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 import sentry_sdk
-from scrapy import signals
-from scrapy.exceptions import NotConfigured
-from scrapy.utils.log import failure_to_exc_info
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
@@ -295,6 +292,11 @@ class SentryExtension:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> SentryExtension:
+        # Scrapy is imported here, not at the top: every CLI command imports this module
+        # for `init_sentry`, and most never crawl.
+        from scrapy import signals
+        from scrapy.exceptions import NotConfigured
+
         if not crawler.settings.getbool("SENTRY_ENABLED", True):
             raise NotConfigured("SENTRY_ENABLED is off")
         if not os.environ.get("SENTRY_DSN", "").strip():
@@ -326,6 +328,8 @@ class SentryExtension:
         source = getattr(getattr(spider, "source", None), "name", None) or getattr(
             spider, "name", "unknown"
         )
+        from scrapy.utils.log import failure_to_exc_info
+
         with sentry_sdk.new_scope() as scope:
             scope.set_tag("source", source)
             scope.set_tag("scrapy", kind)
