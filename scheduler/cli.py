@@ -301,10 +301,10 @@ def show(item_id: str, store: StoreOption = None, as_json: JsonOption = False) -
     if as_json:
         print(json.dumps(item, ensure_ascii=False, indent=2))
         return
+    zone = display_zone()
+    published = shown_time(item.get("published_at"), zone, missing="no date")
     console.print(f"[bold]{item['title']}[/bold]")
-    console.print(
-        f"{item['source']} · {item.get('published_at') or 'no date'} · {item.get('lang') or '?'}"
-    )
+    console.print(f"{item['source']} · {published} ({zone.key}) · {item.get('lang') or '?'}")
     console.print(item["url"], style="blue", highlight=False)
     if item.get("authors"):
         console.print("by " + ", ".join(item["authors"]))

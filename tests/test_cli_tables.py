@@ -10,12 +10,14 @@ import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from rich.cells import cell_len
 
 from crawler.items import PressItem, content_hash
 from pipelines.store import ItemQuery, open_store
+from pipelines.store.keys import parse_instant
 from pipelines.stories import StoryLinker
 from scheduler.alerts import run_alert_job
 from scheduler.rules import RulesFile
@@ -151,10 +153,11 @@ def test_times_follow_presswatch_tz(reviewed: dict[str, Any]) -> None:
     out = readable(presswatch("items", "--store", reviewed["url"], PRESSWATCH_TZ="UTC"))
     (row,) = [line for line in out.splitlines() if newest["id"] in line]
     published = newest["published_at"]
-    from pipelines.store.keys import parse_instant
-
     assert f"{parse_instant(published):%Y-%m-%d %H:%M}" in row
     assert "(UTC)" in out
+    shown = readable(presswatch("show", newest["id"], "--store", reviewed["url"]))
+    almaty = parse_instant(published).astimezone(ZoneInfo("Asia/Almaty"))
+    assert f"{almaty:%Y-%m-%d %H:%M} (Asia/Almaty)" in shown.splitlines()[1]
     bad = presswatch("items", "--store", reviewed["url"], PRESSWATCH_TZ="Mars/Olympus")
     assert bad.returncode == 2
     assert "PRESSWATCH_TZ='Mars/Olympus' is not a time zone name" in bad.stderr
