@@ -50,7 +50,7 @@ class ParseOptions:
     body_template: str | None = None
     find_template: bool = False
     # The crawl links stories: the worker computes the item's `LinkFeatures` too, citations
-    # resolved through the crawl's catalog (built once per worker).
+    # resolved through the crawl's catalog (its alias index handed over once, `prepare`).
     catalog: CatalogSpec | None = None
 
 
@@ -145,7 +145,7 @@ class WorkerLost(BrokenProcessPool):
 
 # Pages sent to one worker before its first answer: one to parse, one ready behind it.
 PAGES_PER_WORKER = 2
-# The task of a message that asks a worker to build a catalog's alias index ahead of pages.
+# The task of a message that hands a worker a catalog's alias index ahead of its pages.
 PREPARE = -1
 
 

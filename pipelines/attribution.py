@@ -540,6 +540,7 @@ GENERIC_KEYS = tuple(
 )
 
 
+@lru_cache(maxsize=4096)  # the same few references recur in text after text
 def generic_group(folded: tuple[str, ...]) -> str | None:
     """The group a generic reference means, or None."""
     for word in folded:
@@ -594,6 +595,7 @@ def _domain_in(name: str) -> str | None:
     return canonical_host(found.group(0)) if found else None
 
 
+@lru_cache(maxsize=4096)
 def _names_a_body(name: str) -> bool:
     return any(_same_word(word, body) for word in fold_name(name) for body in BODY_KEYS)
 

@@ -81,7 +81,9 @@ class PortalSpider(scrapy.Spider):
     Settings: ``PRESSWATCH_SOURCES`` (path of sources.yaml; default the bundled file),
     ``PRESSWATCH_PARSE_WORKERS`` (extraction processes; default: the usable CPUs),
     ``PRESSWATCH_LEARN_TEMPLATES`` (True: learn where the source's pages keep the body,
-    see crawler.templates; a source with a text selector has no need).
+    see crawler.templates; a source with a text selector has no need),
+    ``SYNDICATION_ENABLED`` (True: the workers also compute what story linking needs of each
+    item, carried beside it to the syndication pipeline, see pipelines.link_features).
     Stats: ``discovery/<kind>_links``, ``portal/articles_requested``, ``portal/offsite``,
     ``portal/over_limit``, ``portal/items``, ``portal/empty``, ``portal/parse_failed``,
     ``portal/no_title`` and ``portal/no_date`` (pages that lacked the field: a rise means the
