@@ -24,7 +24,15 @@ from typing import ClassVar
 from crawler.config import Selectors
 from crawler.encoding import decode_html
 from crawler.extract import extract_article
+from pipelines.attribution import AliasIndex
 from pipelines.clean import clean_texts
+from pipelines.link_features import (
+    CatalogSpec,
+    LinkFeatures,
+    catalog_aliases,
+    link_features,
+    prepare_catalog,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,9 @@ class ParseOptions:
     # and look for the template instead (crawler.templates).
     body_template: str | None = None
     find_template: bool = False
+    # The crawl links stories: the worker computes the item's `LinkFeatures` too, citations
+    # resolved through the crawl's catalog (its alias index handed over once, `prepare`).
+    catalog: CatalogSpec | None = None
 
 
 @dataclass
@@ -61,6 +72,7 @@ class ParsedPage:
     flags: list[str] = field(default_factory=list)
     body_from: str = "trafilatura"
     body_template: str | None = None
+    link: LinkFeatures | None = None  # when the options name a catalog and there is text
 
 
 def parse_page(
@@ -87,6 +99,11 @@ def parse_page(
     )
     fields = {"title": article.title, "text": article.text, "lead": article.lead}
     cleaned, repairs = clean_texts({**fields, "authors": list(article.authors)})
+    links = list(article.links or [])
+    link = None
+    if options.catalog is not None and cleaned["text"].strip():
+        aliases = catalog_aliases(options.catalog)
+        link = link_features(cleaned["title"], cleaned["text"], links, aliases)
     return ParsedPage(
         title=cleaned["title"],
         text=cleaned["text"],
@@ -96,11 +113,12 @@ def parse_page(
         published_at=article.published_at,
         lang=article.lang,
         authors=cleaned["authors"],
-        links=list(article.links or []),
+        links=links,
         encoding=decoded.encoding,
         flags=list(decoded.flags),
         body_from=article.body_from,
         body_template=article.body_template,
+        link=link,
     )
 
 
@@ -127,6 +145,8 @@ class WorkerLost(BrokenProcessPool):
 
 # Pages sent to one worker before its first answer: one to parse, one ready behind it.
 PAGES_PER_WORKER = 2
+# The task of a message that hands a worker a catalog's alias index ahead of its pages.
+PREPARE = -1
 
 
 def serve(connection: Connection) -> None:
@@ -134,12 +154,16 @@ def serve(connection: Connection) -> None:
     each with ``(task, True, ParsedPage)`` or ``(task, False, exception)``.
 
     Only the crawl holds the other end, so a worker ends with its crawl, even a SIGKILLed
-    one: it reads the end of its input, or fails to send its last answer."""
+    one: it reads the end of its input, or fails to send its last answer. A ``PREPARE``
+    message hands it a catalog's alias index ahead of the pages that need it."""
     while True:
         try:
             task, *arguments = connection.recv()
         except EOFError:
             return
+        if task == PREPARE:
+            prepare_catalog(*arguments)  # no answer
+            continue
         try:
             answer: tuple[int, bool, object] = (task, True, parse_page(*arguments))
         except Exception as exc:  # the crawl's to report, with the page it came from
@@ -182,6 +206,8 @@ class ExtractionPool:
         self._waiting: deque[tuple[int, tuple[object, ...], asyncio.Future[ParsedPage]]] = deque()
         self._tasks = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # every worker prepares these (`prepare`)
+        self._catalogs: list[tuple[CatalogSpec, AliasIndex]] = []
 
     @classmethod
     def acquire(cls, workers: int | None = None) -> ExtractionPool:
@@ -214,6 +240,24 @@ class ExtractionPool:
         when the first article arrives."""
         while len(self._live) < self.workers:
             self._start_worker()
+
+    def prepare(self, catalog: CatalogSpec, aliases: AliasIndex) -> None:
+        """Hand every worker, now and later, `catalog`'s alias index before its first page
+        (`pipelines.link_features.prepare_catalog`)."""
+        if any(known == catalog for known, _ in self._catalogs):
+            return
+        self._catalogs.append((catalog, aliases))
+        for worker in self._live:
+            self._send_catalogs(worker, [(catalog, aliases)])
+
+    def _send_catalogs(
+        self, worker: _Worker, catalogs: list[tuple[CatalogSpec, AliasIndex]]
+    ) -> None:
+        for catalog in catalogs:
+            try:
+                worker.connection.send((PREPARE, *catalog))
+            except OSError:  # the worker is gone; its sentinel tells the loop
+                return
 
     async def parse(
         self, body: bytes, declared_encoding: str | None, url: str, options: ParseOptions
@@ -250,6 +294,7 @@ class ExtractionPool:
         theirs.close()
         worker = _Worker(process, ours)
         self._live.append(worker)
+        self._send_catalogs(worker, self._catalogs)
         if self._loop is not None and not self._loop.is_closed():
             self._watch(worker)
         logger.debug("started extraction worker %d", process.pid)

@@ -15,6 +15,7 @@ text names. Photo credits ("Фото: пресс-служба МВД") are not c
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
@@ -131,6 +132,28 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("ru_subject_said", rf"(?P<verb>(?<!\w)(?:{RU_SAID}|{RU_GAVE})\b)"),
     )
 )
+# Words without which a family cannot match (case folded): a pattern scans a long text in
+# about a millisecond even when it finds nothing, a word is looked for in a fraction of it.
+# A family not named here is always scanned.
+REQUIRED_WORDS: dict[str, tuple[str, ...]] = {
+    "ru_citing": ("ссылкой",),
+    "ru_reported_in": ("сообщили", "рассказали", "заявили", "пояснили", "отметили"),
+    "ru_according_to": ("данным", "информации", "сообщению"),
+    "ru_says": ("сообща", "переда", "пишет", "информирует"),
+    "kk_says": ("хабарлайды", "хабарлады", "жазады"),
+    "kk_citing": ("сілтеме",),
+    "kk_according_to": ("мәліметін", "хабарлау"),
+    "kk_source": ("дереккөз",),
+    "en_according_to": ("according",),
+    "en_citing": ("citing",),
+    "en_source": ("source",),
+    "en_reported": ("report", "told"),
+    "ru_source": ("источник",),
+    "ru_in_reported": ("сообщили", "рассказали", "заявили", "пояснили", "отметили"),
+    "ru_press_service": ("пресс-служб",),
+    "kk_reported": ("хабарла", "мәлімде", "жазды"),
+    "ru_site": ("сообща", "указанной", "опубликовано"),
+}
 WEAK = frozenset(
     {"ru_in_reported", "ru_press_service", "kk_reported", "ru_said_by", "ru_subject_said"}
 )
@@ -170,6 +193,7 @@ MIN_PREFIX = 4
 # sputniknews), not a word that happens to be a domain (total.kz, zakon.kz, el.kz).
 MIN_SITE_LABEL = 8
 KAZAKH_MARK = "~"  # no token holds it (ALIAS_TOKEN)
+TEXTS_REMEMBERED = 4  # by `AliasIndex._names_in`
 QUOTES = str.maketrans(dict.fromkeys('«»"„“”'))
 ALIAS_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)+|[^\W_]+")
 CYRILLIC = re.compile(r"[а-яё]")
@@ -257,19 +281,37 @@ class AliasIndex:
     """
 
     def __init__(self) -> None:
+        # What the index was built from (`config_key`): citations found through another
+        # index with the same key are the citations this one finds. "" : unknown.
+        self.key = ""
         self.parties: dict[str, Party] = {}
+        # (folded name, key, order) of every name under its first word's bucket (`_bucket`):
+        # what a Kazakh word of a text may meet. A word of any other language meets a
+        # name's word only when equal, or when the name's word is Kazakh (`_same_word`), so
+        # for it names are also kept apart: a name of no Kazakh word by its words
+        # (`_plain`, looked up whole, with the widths to try per first word), any other by
+        # its first word (exact, or the bucket when that word is Kazakh). Scanning a Russian
+        # word's whole bucket ("минис...": every ministry) cost most of `find_citations`.
         self._names: dict[str, list[tuple[tuple[str, ...], str, int]]] = {}
+        self._plain: dict[tuple[str, ...], tuple[str, int]] = {}
+        self._plain_widths: dict[str, list[int]] = {}
+        self._plain_by_word: dict[str, list[tuple[tuple[str, ...], str, int]]] = {}
+        self._mixed_by_word: dict[str, list[tuple[tuple[str, ...], str, int]]] = {}
+        self._kazakh_first: dict[str, list[tuple[tuple[str, ...], str, int]]] = {}
         self._folded: set[tuple[str, ...]] = set()
         self._places: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         self._groups: dict[str, str] = {}
         self._sites: list[tuple[str, str, str]] = []  # (host, path prefix, key)
         self._labels: dict[str, str] = {}  # first label of a site's host ("tengrinews")
+        self._text_names: dict[str, list[tuple[int, str]]] = {}  # `_names_in`, oldest first
 
     @classmethod
     def from_sources(
         cls, sources: Iterable[Source], organisations: Iterable[Organisation] = ()
     ) -> AliasIndex:
+        sources, organisations = list(sources), list(organisations)
         index = cls()
+        index.key = config_key(sources, organisations)
         for source in sources:
             title = source.title or source.name
             index.parties[source.name] = Party(source.name, source.kind, title, source.domains[0])
@@ -320,17 +362,57 @@ class AliasIndex:
         if not folded or folded in self._folded:  # the first to claim a name keeps it
             return
         self._folded.add(folded)
-        self._names.setdefault(_bucket(folded[0]), []).append((folded, key, len(self._folded)))
+        entry = (folded, key, len(self._folded))
+        self._names.setdefault(_bucket(folded[0]), []).append(entry)
+        if KAZAKH_MARK in folded[0]:
+            self._kazakh_first.setdefault(_bucket(folded[0]), []).append(entry)
+        elif any(KAZAKH_MARK in word for word in folded):
+            self._mixed_by_word.setdefault(folded[0], []).append(entry)
+        else:
+            self._plain[folded] = (key, entry[2])
+            self._plain_by_word.setdefault(folded[0], []).append(entry)
+            widths = self._plain_widths.setdefault(folded[0], [])
+            if len(folded) not in widths:
+                widths.append(len(folded))
 
     def _matches(self, folded: tuple[str, ...]) -> Iterator[tuple[int, int, int, str]]:
         """(start, words, order, key) of every name found inside `folded`."""
+        kazakh = [KAZAKH_MARK in word for word in folded]
+        plain_widths, mixed, kazakh_first = (
+            self._plain_widths,
+            self._mixed_by_word,
+            self._kazakh_first,
+        )
         for i, word in enumerate(folded):
-            for alias, key, order in self._names.get(_bucket(word), ()):
-                width = len(alias)
-                if width <= len(folded) - i and all(
-                    _same_word(w, a) for w, a in zip(folded[i : i + width], alias, strict=True)
-                ):
-                    yield i, width, order, key
+            if kazakh[i]:
+                yield from self._matches_at(folded, i, self._names.get(word[:MIN_PREFIX], ()))
+                continue
+            for width in plain_widths.get(word, ()):
+                if i + width > len(folded):
+                    continue
+                if width > 1 and any(kazakh[i + 1 : i + width]):  # may meet by prefix
+                    named = self._plain_by_word[word]
+                    yield from self._matches_at(folded, i, (n for n in named if len(n[0]) == width))
+                    continue
+                found = self._plain.get(folded[i : i + width])
+                if found is not None:
+                    yield i, width, found[1], found[0]
+            if word in mixed:
+                yield from self._matches_at(folded, i, mixed[word])
+            bucket = word[:MIN_PREFIX]  # `_bucket`
+            if bucket in kazakh_first:
+                yield from self._matches_at(folded, i, kazakh_first[bucket])
+
+    @staticmethod
+    def _matches_at(
+        folded: tuple[str, ...], i: int, names: Iterable[tuple[tuple[str, ...], str, int]]
+    ) -> Iterator[tuple[int, int, int, str]]:
+        for alias, key, order in names:
+            width = len(alias)
+            if width <= len(folded) - i and all(
+                _same_word(w, a) for w, a in zip(folded[i : i + width], alias, strict=True)
+            ):
+                yield i, width, order, key
 
     def resolve(self, name: str) -> str | None:
         """The party `name` refers to, or None when no name it knows is inside it. Of
@@ -356,12 +438,23 @@ class AliasIndex:
         group = generic_group(fold_name(name))
         return self._named_in(text, group) if group else None
 
+    def _names_in(self, text: str) -> list[tuple[int, str]]:
+        """(words, key) of every name inside `text`, remembered for the last few texts: a
+        text with several generic references ("пресс-служба ведомства") is searched once."""
+        found = self._text_names.get(text)
+        if found is None:
+            found = [(words, key) for _, words, _, key in self._matches(_folded_text(text))]
+            self._text_names[text] = found
+            if len(self._text_names) > TEXTS_REMEMBERED:
+                del self._text_names[next(iter(self._text_names))]
+        return found
+
     def _named_in(self, text: str, group: str) -> str | None:
         folded = _folded_text(text)
         # Per body: the widest mention (a name beats a place), then how often it is named.
         width: dict[str, int] = {}
         mentions: Counter[str] = Counter()
-        for _, words, _, key in self._matches(folded):
+        for words, key in self._names_in(text):
             if self._groups.get(key) == group or (
                 group == "ministry"
                 and self.parties[key].kind == "official"
@@ -398,6 +491,15 @@ class AliasIndex:
     def address(self, key: str | None) -> str | None:
         party = self.parties.get(key) if key else None
         return party.address if party else None
+
+
+def config_key(sources: Sequence[Source], organisations: Sequence[Organisation]) -> str:
+    """A digest of the sources and organisations an `AliasIndex` is built from."""
+    digest = hashlib.blake2b(digest_size=16)
+    for entry in (*sources, *organisations):
+        digest.update(entry.model_dump_json().encode())
+        digest.update(b"\0")
+    return f"{len(sources)}:{len(organisations)}:{digest.hexdigest()}"
 
 
 def _ministers(organisation: Organisation) -> list[str]:
@@ -438,6 +540,7 @@ GENERIC_KEYS = tuple(
 )
 
 
+@lru_cache(maxsize=4096)  # the same few references recur in text after text
 def generic_group(folded: tuple[str, ...]) -> str | None:
     """The group a generic reference means, or None."""
     for word in folded:
@@ -492,6 +595,7 @@ def _domain_in(name: str) -> str | None:
     return canonical_host(found.group(0)) if found else None
 
 
+@lru_cache(maxsize=4096)
 def _names_a_body(name: str) -> bool:
     return any(_same_word(word, body) for word in fold_name(name) for body in BODY_KEYS)
 
@@ -509,6 +613,16 @@ def names_a_reporter(text: str, citation: Citation) -> bool:
     )
 
 
+def _patterns_for(text: str) -> list[tuple[str, re.Pattern[str]]]:
+    """The `PATTERNS` that can match in `text` (`REQUIRED_WORDS`)."""
+    folded = text.casefold()
+    return [
+        (family, pattern)
+        for family, pattern in PATTERNS
+        if not (required := REQUIRED_WORDS.get(family)) or any(w in folded for w in required)
+    ]
+
+
 def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list[Citation]:
     """Every credit in `text` (phrase families, in text order) and in `links` (after them).
 
@@ -517,7 +631,7 @@ def find_citations(text: str, links: Sequence[str], aliases: AliasIndex) -> list
     """
     found: list[Citation] = []
     covered: list[tuple[int, int]] = []
-    for family, pattern in PATTERNS:
+    for family, pattern in _patterns_for(text):
         for match in pattern.finditer(text):
             start, end = match.span()
             if "verb" in pattern.groupindex:

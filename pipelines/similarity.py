@@ -193,12 +193,27 @@ def content_stems(text: str) -> list[str]:
 
 def cosine(a: list[str], b: list[str]) -> float:
     """Cosine of log-term-frequency vectors of two token lists."""
-    va = {t: 1 + math.log(n) for t, n in Counter(a).items()}
-    vb = {t: 1 + math.log(n) for t, n in Counter(b).items()}
-    norm = math.sqrt(sum(x * x for x in va.values())) * math.sqrt(sum(x * x for x in vb.values()))
-    if not norm:
-        return 0.0
-    return sum(x * vb.get(t, 0.0) for t, x in va.items()) / norm
+    return TermVector.of(a).cosine(TermVector.of(b))
+
+
+@dataclass(frozen=True)
+class TermVector:
+    """A log-term-frequency vector and its norm, kept to compare one text with many."""
+
+    weights: dict[str, float]
+    norm: float
+
+    @classmethod
+    def of(cls, tokens: list[str]) -> TermVector:
+        weights = {t: 1 + math.log(n) for t, n in Counter(tokens).items()}
+        return cls(weights, math.sqrt(sum(x * x for x in weights.values())))
+
+    def cosine(self, other: TermVector) -> float:
+        norm = self.norm * other.norm
+        if not norm:
+            return 0.0
+        theirs = other.weights
+        return sum(x * theirs.get(t, 0.0) for t, x in self.weights.items()) / norm
 
 
 def names_agree(shared: int, smaller: int) -> bool:
@@ -224,11 +239,21 @@ def title_names_missing(
     never mentions, so the two tell of different things however alike their words are.
     A title without keys (a first word is never taken for a name) says nothing.
     """
-    for title, other in ((title_a, names_b), (title_b, names_a)):
-        keys = name_fingerprint(title, "")
-        if keys and not keys & other:
-            return True
-    return False
+    return _title_keys_missing(
+        name_fingerprint(title_a, ""), names_a, name_fingerprint(title_b, ""), names_b
+    )
+
+
+def _title_keys_missing(
+    title_keys_a: frozenset[str],
+    names_a: frozenset[str],
+    title_keys_b: frozenset[str],
+    names_b: frozenset[str],
+) -> bool:
+    return any(
+        keys and not keys & other
+        for keys, other in ((title_keys_a, names_b), (title_keys_b, names_a))
+    )
 
 
 @dataclass(frozen=True)
@@ -252,29 +277,55 @@ class StoryMatch:
         return self.same
 
 
+@dataclass(frozen=True)
+class StoryFeatures:
+    """What `same_story` reads of one article, computed once to compare it with many."""
+
+    title: str
+    shingles: frozenset[str]
+    full: TermVector  # content stems of the title and whole text
+    lead: TermVector  # content stems of the title and the first LEAD_CHARS of the text
+    names: frozenset[str]  # `pipelines.twins.fingerprint` of title and text
+    title_names: frozenset[str]  # the same of the title alone (`title_names_missing`)
+
+
+def story_features(article: Article, names: frozenset[str] | None = None) -> StoryFeatures:
+    """The `StoryFeatures` of `article`; `names`: its fingerprint when already known."""
+    return StoryFeatures(
+        title=article.title,
+        shingles=frozenset(article_shingles(article)),
+        full=TermVector.of(content_stems(f"{article.title}\n{article.text}")),
+        lead=TermVector.of(content_stems(f"{article.title}\n{article.text[:LEAD_CHARS]}")),
+        names=name_fingerprint(article.title, article.text) if names is None else names,
+        title_names=name_fingerprint(article.title, ""),
+    )
+
+
 def same_story(a: Article, b: Article) -> StoryMatch:
     """Whether `a` and `b` carry the same piece of news (see the module docstring)."""
-    shingles_a, shingles_b = article_shingles(a), article_shingles(b)
+    return same_story_features(story_features(a), story_features(b))
+
+
+def same_story_features(a: StoryFeatures, b: StoryFeatures) -> StoryMatch:
+    """`same_story` of two articles' `StoryFeatures`."""
+    shingles_a, shingles_b = a.shingles, b.shingles
     exact = jaccard(shingles_a, shingles_b)
     contained = containment(shingles_a, shingles_b)
-    full = cosine(content_stems(f"{a.title}\n{a.text}"), content_stems(f"{b.title}\n{b.text}"))
-    lead = cosine(
-        content_stems(f"{a.title}\n{a.text[:LEAD_CHARS]}"),
-        content_stems(f"{b.title}\n{b.text[:LEAD_CHARS]}"),
-    )
-    event = max(full, lead)
+    event = max(a.full.cosine(b.full), a.lead.cosine(b.lead))
     figures = {"jaccard": exact, "containment": contained, "event_cosine": event}
     enough_to_contain = min(len(shingles_a), len(shingles_b)) >= MIN_CONTAINED_SHINGLES
     if exact >= DUPLICATE_JACCARD or (contained >= DUPLICATE_CONTAINMENT and enough_to_contain):
         return StoryMatch(same=True, reason="near_duplicate", **figures)
     if event < EVENT_COSINE:
         return StoryMatch(same=False, reason="different", **figures)
-    names_a, names_b = name_fingerprint(a.title, a.text), name_fingerprint(b.title, b.text)
+    names_a, names_b = a.names, b.names
     shared = len(names_a & names_b)
     smaller = min(len(names_a), len(names_b))
     names = {"names_shared": shared, "names_containment": shared / smaller if smaller else 0.0}
     if titles_disagree_on_numbers(a.title, b.title):
         return StoryMatch(same=False, reason="numbers_differ", **figures, **names)
-    if not names_agree(shared, smaller) or title_names_missing(a.title, names_a, b.title, names_b):
+    if not names_agree(shared, smaller) or _title_keys_missing(
+        a.title_names, names_a, b.title_names, names_b
+    ):
         return StoryMatch(same=False, reason="names_differ", **figures, **names)
     return StoryMatch(same=True, reason="same_event", **figures, **names)

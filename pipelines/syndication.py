@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import DropItem, NotConfigured
 
 from crawler.config import Organisation, Source, SourcesFile, load_sources_file
+from pipelines.link_features import take
 from pipelines.organisations import directory
 from pipelines.outage import store_call
 from pipelines.spool import replayed_ids
@@ -20,6 +21,7 @@ from pipelines.story_index import KeyWindow
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
+    from pipelines.link_features import LinkFeatures
     from pipelines.stories import StoryUpdate
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,9 @@ class SyndicationPipeline:
     took its original's place: the official release arriving after its copies),
     ``syndication/merged`` (bridged two or more stories into one),
     ``syndication/unattributed`` (copies that credit no one, in the stories this crawl
-    linked into: `UnattributedTally`), ``syndication/already_linked``
+    linked into: `UnattributedTally`), ``syndication/features_taken`` (links that took
+    the features the extraction workers computed, `pipelines.link_features`),
+    ``syndication/already_linked``
     (the index knew the item: a re-crawl), ``syndication/failed`` (linking raised; the item
     is logged at ERROR and passed on unlinked). A store outage is not a failure: the link
     is retried, and spooled with the item when the crawl gives up (`pipelines.outage`).
@@ -120,7 +124,7 @@ class SyndicationPipeline:
         window = KeyWindow.from_setting(crawler.settings.get("SYNDICATION_WINDOW_DAYS"))
         return cls(crawler, window)
 
-    def _link(self, fields: dict[str, Any]) -> StoryUpdate:
+    def _link(self, fields: dict[str, Any], features: LinkFeatures | None = None) -> StoryUpdate:
         """Runs in the store thread: the index's connection is opened and used there.
 
         An item whose last link raised (the store failed midway), here or in the crawl
@@ -135,7 +139,7 @@ class SyndicationPipeline:
         this = str(fields.get("id"))
         resume = this in self._interrupted or this in replayed_ids(self.crawler)
         self._interrupted.add(this)
-        update = self._linker.link(fields, resume=resume)
+        update = self._linker.link(fields, resume=resume, features=features)
         self._interrupted.discard(this)
         return update
 
@@ -149,7 +153,8 @@ class SyndicationPipeline:
         assert self.crawler.stats is not None
         fields = item_dict(item)
         try:
-            update = await store_call(self.crawler, fields, self._link, fields)
+            # the workers' features of the item, when it comes from the portal spider
+            update = await store_call(self.crawler, fields, self._link, fields, take(item))
         except DropItem:  # spooled: the store is down, and linking waits for it
             raise
         except Exception:
@@ -161,6 +166,8 @@ class SyndicationPipeline:
         for stat in count_update(update):
             self.crawler.stats.inc_value(stat)
         self.crawler.stats.set_value("syndication/unattributed", self.unattributed.update(update))
+        if self._linker is not None and self._linker.features_taken:
+            self.crawler.stats.set_value("syndication/features_taken", self._linker.features_taken)
         story = update.story
         logger.debug("item %s in story %s (%d items)", update.item, story.id, len(story.members))
         return item

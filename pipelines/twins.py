@@ -103,9 +103,14 @@ def _published(item: TwinCandidate) -> datetime | None:
     return published if published.tzinfo else published.replace(tzinfo=UTC)
 
 
-def item_fingerprint(item: TwinCandidate) -> frozenset[str]:
+def item_fingerprint(item: TwinCandidate, names: frozenset[str] | None = None) -> frozenset[str]:
+    """`fingerprint` of the item minus its own year; `names`: its `fingerprint` (no year
+    left out) when already known."""
     published = _published(item)
-    return fingerprint(item.title, item.text, published.year if published else None)
+    year = published.year if published else None
+    if names is None:
+        return fingerprint(item.title, item.text, year)
+    return names - {f"#{year}"} if year is not None else names
 
 
 @dataclass(frozen=True)
@@ -114,17 +119,27 @@ class TwinOverlap:
     shared: int  # keys in common
 
 
-def twin_overlap(a: TwinCandidate, b: TwinCandidate) -> TwinOverlap:
-    """How much of the smaller fingerprint of `a` and `b` the other holds, and how many keys."""
-    keys_a, keys_b = item_fingerprint(a), item_fingerprint(b)
+def twin_overlap(
+    a: TwinCandidate,
+    b: TwinCandidate,
+    names: tuple[frozenset[str], frozenset[str]] | None = None,
+) -> TwinOverlap:
+    """How much of the smaller fingerprint of `a` and `b` the other holds, and how many keys.
+    `names`: the `fingerprint` of each when already known."""
+    names_a, names_b = names or (None, None)
+    keys_a, keys_b = item_fingerprint(a, names_a), item_fingerprint(b, names_b)
     smaller = min(len(keys_a), len(keys_b))
     shared = len(keys_a & keys_b)
     return TwinOverlap(score=shared / smaller if smaller else 0.0, shared=shared)
 
 
-def twin_score(a: TwinCandidate, b: TwinCandidate) -> float:
+def twin_score(
+    a: TwinCandidate,
+    b: TwinCandidate,
+    names: tuple[frozenset[str], frozenset[str]] | None = None,
+) -> float:
     """The share of the smaller fingerprint of `a` and `b` found in the other, 0 to 1."""
-    return twin_overlap(a, b).score
+    return twin_overlap(a, b, names).score
 
 
 def are_twins(
@@ -133,11 +148,13 @@ def are_twins(
     *,
     publishers: Collection[Collection[str]] = (),
     window: timedelta = WINDOW,
+    names: tuple[frozenset[str], frozenset[str]] | None = None,
 ) -> bool:
     """Whether `a` and `b` are the ru and kk versions of one release.
 
     `publishers` groups source names that belong to one publisher (a portal's ru and kk
-    editions configured as two sources); such pairs pass a lower bar.
+    editions configured as two sources); such pairs pass a lower bar. `names`: the
+    `fingerprint` of each when already known.
     """
     if {a.lang, b.lang} != TWIN_LANGUAGES:
         return False
@@ -147,7 +164,7 @@ def are_twins(
     one_publisher = a.source == b.source or any(
         a.source in group and b.source in group for group in publishers
     )
-    result = twin_overlap(a, b)
+    result = twin_overlap(a, b, names)
     if one_publisher:
         return result.score >= SAME_PUBLISHER_SCORE and result.shared >= SAME_PUBLISHER_SHARED
     return result.score >= OTHER_PUBLISHER_SCORE and result.shared >= OTHER_PUBLISHER_SHARED

@@ -28,6 +28,7 @@ from crawler.items import PressItem, item_id
 from crawler.pool import ExtractionPool, ParsedPage, ParseOptions
 from crawler.templates import TemplateLearner
 from crawler.urls import canonical_host, canonical_url
+from pipelines.link_features import attach, catalog_aliases, crawl_catalog_spec
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -80,7 +81,9 @@ class PortalSpider(scrapy.Spider):
     Settings: ``PRESSWATCH_SOURCES`` (path of sources.yaml; default the bundled file),
     ``PRESSWATCH_PARSE_WORKERS`` (extraction processes; default: the usable CPUs),
     ``PRESSWATCH_LEARN_TEMPLATES`` (True: learn where the source's pages keep the body,
-    see crawler.templates; a source with a text selector has no need).
+    see crawler.templates; a source with a text selector has no need),
+    ``SYNDICATION_ENABLED`` (True: the workers also compute what story linking needs of each
+    item, carried beside it to the syndication pipeline, see pipelines.link_features).
     Stats: ``discovery/<kind>_links``, ``portal/articles_requested``, ``portal/offsite``,
     ``portal/over_limit``, ``portal/items``, ``portal/empty``, ``portal/parse_failed``,
     ``portal/no_title`` and ``portal/no_date`` (pages that lacked the field: a rise means the
@@ -115,6 +118,11 @@ class PortalSpider(scrapy.Spider):
             crawler.settings.getint("PRESSWATCH_PARSE_WORKERS") or None
         )
         spider.options = spider.parse_options()
+        if crawler.settings.getbool("SYNDICATION_ENABLED", True):
+            # the workers compute what linking needs of each item (pipelines.link_features)
+            catalog = crawl_catalog_spec(sources_file, spider.source)
+            spider.options = replace(spider.options, catalog=catalog)
+            spider.pool.prepare(catalog, catalog_aliases(catalog))
         if crawler.settings.getbool("PRESSWATCH_LEARN_TEMPLATES", True) and not (
             spider.source.selectors.text
         ):
@@ -300,7 +308,7 @@ class PortalSpider(scrapy.Spider):
         self._count("portal/items")
         for repair in page.repairs:
             self._count(f"clean/{repair}")
-        yield PressItem(
+        item = PressItem(
             url=canonical_url(response.url),
             source=self.source.name,
             title=page.title,
@@ -315,6 +323,9 @@ class PortalSpider(scrapy.Spider):
             fetched_url=response.request.url if response.request else response.url,
             flags=flags,
         )
+        if page.link is not None:
+            attach(item, page.link)
+        yield item
 
     def _count(self, key: str, count: int = 1) -> None:
         assert self.crawler.stats is not None
