@@ -152,13 +152,21 @@ def test_a_learned_template_gives_the_items_trafilatura_gives(tmp_path: Path) ->
         sources = write_sources(tmp_path / "sources.yaml", server.source_config("vestnik"))
         for learn in (True, False):
             store_url = f"sqlite:///{tmp_path}/learn-{learn}.db"
-            stats = run_crawl(sources, store_url, PRESSWATCH_LEARN_TEMPLATES=learn)["vestnik"]
+            # One page at a time, 50 ms apart: learning needs three parsed pages before
+            # the rest are fetched, which a crawl at full speed on loopback does not
+            # promise (the workers may still be parsing when the last page arrives).
+            stats = run_crawl(
+                sources,
+                store_url,
+                PRESSWATCH_LEARN_TEMPLATES=learn,
+                CONCURRENT_REQUESTS_PER_DOMAIN=1,
+                DOWNLOAD_DELAY=0.05,
+            )["vestnik"]
             assert stats["store/new"] == 40
             if learn:
                 assert stats["template/learned"] == 1
-                # pages parsed before the template was learned went to trafilatura (19 of
-                # 40 here); how many depends on how fast the responses came
-                assert stats["template/pages"] >= 1
+                # the pages parsed before the template was learned went to trafilatura
+                assert stats["template/pages"] >= 1  # 35 of 40 in a run on a loaded machine
                 assert "template/dropped" not in stats
             else:
                 assert not any(key.startswith("template/") for key in stats)
