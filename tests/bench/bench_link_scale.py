@@ -244,7 +244,7 @@ def drop(store: Store) -> None:
     files = store_files(store)
     store.close()
     for path in files:
-        path.unlink()
+        path.unlink(missing_ok=True)  # SQLite removes its -wal and -shm on close
 
 
 def main() -> None:
