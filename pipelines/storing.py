@@ -15,9 +15,12 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from pipelines.store import Store, open_store, store_url_from_env
+from pipelines.store.base import StoreError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+    from pipelines.story_index import KeyWindow, StoryIndex
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +28,7 @@ R = TypeVar("R")
 
 _stores: WeakKeyDictionary[Crawler, Store] = WeakKeyDictionary()
 _threads: WeakKeyDictionary[Crawler, StoreThread] = WeakKeyDictionary()
+_story_indexes: WeakKeyDictionary[Crawler, StoryIndex] = WeakKeyDictionary()
 # a call, with the loop and future that wait for its outcome
 Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
@@ -119,11 +123,30 @@ async def in_store_thread(crawler: Crawler, function: Callable[..., R], *args: A
     return await thread.call(function, *args)
 
 
+def crawler_story_index(crawler: Crawler, window: KeyWindow | None = None) -> StoryIndex:
+    """The story index of this crawl's store (`window`: see `Store.story_index`), opened on
+    first use; call it in the store thread, where its connection is used. The linker links
+    through it and `StorePipeline` tells it which items the store now holds."""
+    index = _story_indexes.get(crawler)
+    if index is None:
+        index = _story_indexes[crawler] = crawler_store(crawler).story_index(window)
+    return index
+
+
+def close_crawler_story_index(crawler: Crawler) -> None:
+    """Close the story index of this crawl, if it was opened (it holds a connection of its
+    own, which must go before the store closes)."""
+    index = _story_indexes.pop(crawler, None)
+    if index is not None:
+        index.close()
+
+
 def close_crawler_store(crawler: Crawler) -> None:
     """Close the store of this crawl, if it was opened."""
     thread = _threads.pop(crawler, None)
     if thread is not None:
         thread.shutdown()
+    close_crawler_story_index(crawler)
     store = _stores.pop(crawler, None)
     if store is not None:
         store.close()
@@ -143,7 +166,9 @@ class StorePipeline:
     """Write items to the store; an item already there (same id) is left as it was.
 
     A write that fails is retried while the store is down, and the item is spooled when
-    the crawl gives up on the store (`pipelines.outage`).
+    the crawl gives up on the store (`pipelines.outage`). Once a new item is stored, the
+    crawl's story index (when linking opened one) drops its own copy of the item's summary,
+    text and all, and reads it from the stored item from then on (`StoryIndex.item_stored`).
 
     Settings: ``STORE_ENABLED`` (True), ``PRESSWATCH_STORE`` (the store URL; default the
     ``PRESSWATCH_STORE`` environment variable, then ``sqlite:///presswatch.db``), and the
@@ -168,8 +193,21 @@ class StorePipeline:
     async def process_item(self, item: Any) -> Any:
         assert self.crawler.stats is not None
         fields = item_dict(item)
-        if await self.store_call(self.crawler, fields, self.store.add_item, fields):
+        if await self.store_call(self.crawler, fields, self._keep, fields):
             self.crawler.stats.inc_value("store/new")
         else:
             self.crawler.stats.inc_value("store/existing")
         return item
+
+    def _keep(self, fields: dict[str, Any]) -> bool:
+        """Runs in the store thread: `Store.add_item`, then `StoryIndex.item_stored` for a
+        new item. The item is kept once the first succeeds: when the second fails, the
+        index keeps its summary (memory, not data) and the failure is not the item's."""
+        created = self.store.add_item(fields)
+        index = _story_indexes.get(self.crawler)
+        if created and index is not None:
+            try:
+                index.item_stored(fields)
+            except StoreError as exc:
+                logger.warning("the story index keeps its copy of %s: %s", fields.get("url"), exc)
+        return created

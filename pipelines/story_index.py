@@ -17,9 +17,19 @@ summaries and stories never expire. An entry's time is when the index wrote it (
 first sighting), not the item's publication: a backfill of old news is linked among itself
 as it is crawled, and its entries leave a window after the backfill, not at once.
 
+One copy of an item's text: an item is linked before it is stored (the crawl's pipelines:
+syndication, then the store), so the index keeps its own summary, text and all, until the
+store holds the item; then `item_stored` drops that summary, and a store-backed index reads
+the summary from the stored item (`ItemSummary.from_dict` of it) from then on. The summary
+is dropped only when it is exactly what the stored item gives, and a stored item never
+changes, so a reader finds the same summary before and after, in either place. Linking
+first, storing second is kept on purpose: an item stored but not yet linked when a crawl
+dies or spools it would be dropped by the next crawl's dedup as already stored, never linked.
+
 Concurrency contract, so that two crawl processes linking at once end with the same stories:
 the linker writes an item (summary, band keys, time) before it asks for candidates, so of
-two similar items linked at the same moment at least one sees the other; `join` and
+two similar items linked at the same moment at least one sees the other, and reads its
+summary (the index's own until the item is stored, the stored item's after); `join` and
 `merge` follow the forward pointers that `merge` leaves behind, so an item joined to a
 story another process has just merged lands in the surviving story; and the surviving
 story of a merge is always the one with the smaller id, whoever merges.
@@ -27,6 +37,7 @@ story of a merge is always the one with the smaller id, whoever merges.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -101,12 +112,28 @@ class ItemSummary:
         data["links"] = list(self.links)
         return data
 
+    def to_json(self) -> str:
+        """As the stores keep it; equal summaries give equal text (`item_stored` compares)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemSummary:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         values["links"] = tuple(values.get("links") or ())
         return cls(**values)
+
+
+# What an item must hold for a summary to be read from it (the fields without a default).
+SUMMARY_FIELDS = frozenset({"id", "source", "title", "text"})
+
+
+def stored_summary(item: dict[str, Any]) -> ItemSummary | None:
+    """The summary a stored item gives (`get_items` reads it so); None when the item lacks
+    a field a summary needs, so no summary would be read from it."""
+    if not item.keys() >= SUMMARY_FIELDS:
+        return None
+    return ItemSummary.from_dict(item)
 
 
 class StoryIndex(Protocol):
@@ -117,7 +144,14 @@ class StoryIndex(Protocol):
         """Keep the summary of an item (overwrites: the same id is the same article)."""
 
     def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
-        """Summaries of the known ones among `item_ids` (one round trip)."""
+        """Summaries of the known ones among `item_ids` (one round trip): the index's own,
+        else (a store-backed index) the stored item's."""
+
+    def item_stored(self, item: dict[str, Any]) -> bool:
+        """The store keeps `item` now (never to change): drop the index's summary of it when
+        the store does hold an item of its id and the summary is exactly
+        `ItemSummary.from_dict(item)`, since `get_items` reads the stored item then. Returns
+        whether it was dropped (never in an index without a store)."""
 
     def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
         """Index `item_id` under each candidate key, as written now (the window's clock);
@@ -211,6 +245,10 @@ class MemoryStoryIndex:
 
     def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
         return {i: self._items[i] for i in item_ids if i in self._items}
+
+    def item_stored(self, item: dict[str, Any]) -> bool:
+        """No store here to read the item from: the summary stays."""
+        return False
 
     def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
         now = self.window.clock()

@@ -15,7 +15,13 @@ from pipelines.organisations import directory
 from pipelines.outage import store_call
 from pipelines.spool import replayed_ids
 from pipelines.stories import StoryLinker
-from pipelines.storing import crawler_store, in_store_thread, item_dict
+from pipelines.storing import (
+    close_crawler_story_index,
+    crawler_store,
+    crawler_story_index,
+    in_store_thread,
+    item_dict,
+)
 from pipelines.story_index import KeyWindow
 
 if TYPE_CHECKING:
@@ -90,7 +96,8 @@ class SyndicationPipeline:
     passes on unchanged.
 
     The linker is built once per crawl, on the first item, in the store thread (off the
-    reactor, like every store call), over ``store.story_index()`` and the crawl's sources
+    reactor, like every store call), over the crawl's story index (`crawler_story_index`,
+    which the store pipeline shares) and the crawl's sources
     (`crawl_sources`); its index is closed when the spider closes.
 
     Settings: ``SYNDICATION_ENABLED`` (True); ``SYNDICATION_WINDOW_DAYS`` (30: how long
@@ -132,7 +139,7 @@ class SyndicationPipeline:
         """
         if self._linker is None:
             self._linker = StoryLinker(
-                self.store.story_index(self.window),
+                crawler_story_index(self.crawler, self.window),
                 crawl_sources(self.crawler),
                 crawl_organisations(self.crawler),
             )
@@ -147,7 +154,7 @@ class SyndicationPipeline:
         # Before the engine stops and the store closes (storing.crawler_store): the index
         # holds a connection of its own.
         if self._linker is not None:
-            await in_store_thread(self.crawler, self._linker.index.close)
+            await in_store_thread(self.crawler, close_crawler_story_index, self.crawler)
 
     async def process_item(self, item: Any) -> Any:
         assert self.crawler.stats is not None

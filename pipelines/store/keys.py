@@ -90,13 +90,20 @@ class Keys:
 
     # --- stories (pipelines.store.redis_stories) ------------------------------------------
     def story_item(self, item_id: str) -> str:
-        """String: what linking reads of an item (`ItemSummary`) as JSON."""
+        """String: what linking reads of an item (`ItemSummary`) as JSON, until the item is
+        stored (`item`), which it is then read from."""
         return f"{self.prefix}story_item:{item_id}"
 
     def story_key(self, key: str) -> str:
-        """Set of the item ids indexed under one candidate key (an LSH band such as
-        ``07:9f86d081884c7d65``, or a dated name such as ``n:2019-11-18:мамин``)."""
+        """Sorted set of the item ids indexed under one candidate key (an LSH band such as
+        ``07:9f86d081884c7d65``, or a dated name such as ``n:2019-11-18:мамин``), scored by
+        when each was written (epoch seconds); a plain set when written before the window."""
         return f"{self.prefix}story_key:{key}"
+
+    def story_keys_timed(self) -> str:
+        """String, set once no candidate key is a plain set from before the window (every
+        one is a sorted set scored by time): the epoch seconds of the sweep that found so."""
+        return f"{self.prefix}stories:keys_timed"
 
     def item_stories(self) -> str:
         """Hash: item id → the id of the story it belongs to."""

@@ -13,22 +13,32 @@ within the window, even in a key a newer item keeps alive. A key expires (PEXPIR
 window after its newest entry: a write renews it, never shortens it, and trims the entries
 that have left the window. Items, summaries and stories have no expiry. Keys written before
 the window were plain sets: a write converts one (its members counted as written then),
-a read counts its members, and `expire_keys` converts every one left (SCAN).
+a read counts its members, and `expire_keys` converts every one left (SCAN), which
+`add_keys` calls at most once an hour (`SWEEP_EVERY_S`); once a sweep has found no set
+left it marks the store (`Keys.story_keys_timed`) and later sweeps do nothing, since this
+code writes sorted sets only.
+
+An item's summary (``story_item:<id>``) lives until the item is stored (``item:<id>``):
+`item_stored` drops it then, and `get_items` reads each id's summary, else its stored item,
+in one script.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pipelines.store.keys import parse_instant
 from pipelines.store.redis import translating_errors
-from pipelines.story_index import ItemSummary, KeyWindow, story_first_seen
+from pipelines.story_index import ItemSummary, KeyWindow, stored_summary, story_first_seen
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from pipelines.store.redis import RedisLink
+
+logger = logging.getLogger(__name__)
 
 # Shared by the scripts. KEYS[1] merged-pointer hash. Lua's `<` on strings follows the
 # server's locale (strcoll), so ids are compared byte by byte, as Python and SQLite do.
@@ -127,6 +137,27 @@ return #KEYS
 """
 )
 SCAN_BATCH = 1000
+SWEEP_EVERY_S = 3600.0
+
+# KEYS: the summary keys, then the stored-item keys of the same ids in the same order.
+# Per id: its summary, else its stored item, else nil.
+GET_ITEMS_LUA = """
+local count = #KEYS / 2
+local found = {}
+for i = 1, count do
+    found[i] = redis.call('GET', KEYS[i]) or redis.call('GET', KEYS[count + i])
+end
+return found
+"""
+
+# KEYS: a summary key, the stored item's key. ARGV: the summary the stored item gives.
+# Drops the summary when the item is stored and gives that one; 1 when it did.
+DROP_SUMMARY_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 # KEYS: merged, by-item hash, live set, first-seen hash, latest zset.
 # ARGV: story id, item id, members key prefix. Returns the story the item is in now.
@@ -274,6 +305,9 @@ class RedisStoryIndex:
         self._members = self._redis.register_script(MEMBERS_LUA)
         self._get_story = self._redis.register_script(GET_STORY_LUA)
         self._latest = self._redis.register_script(LATEST_LUA)
+        self._get_items = self._redis.register_script(GET_ITEMS_LUA)
+        self._drop_summary = self._redis.register_script(DROP_SUMMARY_LUA)
+        self._next_sweep = float("-inf")
 
     def _story_keys(self) -> list[str]:
         keys = self._keys
@@ -288,20 +322,32 @@ class RedisStoryIndex:
     # --- items and candidates -----------------------------------------------------------
     @translating_errors
     def put_item(self, summary: ItemSummary) -> None:
-        value = json.dumps(summary.to_dict(), ensure_ascii=False)
-        self._redis.set(self._keys.story_item(summary.id), value)
+        self._redis.set(self._keys.story_item(summary.id), summary.to_json())
 
     @translating_errors
     def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
         wanted = list(dict.fromkeys(item_ids))
         if not wanted:
             return {}
-        values = self._redis.mget([self._keys.story_item(item_id) for item_id in wanted])
+        keys = self._keys
+        values = self._get_items(keys=[*map(keys.story_item, wanted), *map(keys.item, wanted)])
         return {
             item_id: ItemSummary.from_dict(json.loads(value))
             for item_id, value in zip(wanted, values, strict=True)
             if value is not None
         }
+
+    @translating_errors
+    def item_stored(self, item: dict[str, Any]) -> bool:
+        summary = stored_summary(item)
+        if summary is None:
+            return False
+        return bool(
+            self._drop_summary(
+                keys=[self._keys.story_item(summary.id), self._keys.item(summary.id)],
+                args=[summary.to_json()],
+            )
+        )
 
     def _expiry_args(self, now: float) -> list[str]:
         """The cutoff (epoch s) and expiry (epoch ms) of keys written `now`; none without
@@ -317,6 +363,8 @@ class RedisStoryIndex:
         if wanted:
             now = self.window.clock()
             self._add_keys(keys=wanted, args=[item_id, repr(now), *self._expiry_args(now)])
+            if now >= self._next_sweep:
+                self._sweep(now)
 
     @translating_errors
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
@@ -330,18 +378,31 @@ class RedisStoryIndex:
     def expire_keys(self) -> int:
         """Redis drops old entries itself (key expiry; trimming on write): this gives keys
         from before the window, still sets, their times and expiry. Returns 0."""
-        now = self.window.clock()
+        self._sweep(self.window.clock())
+        return 0
+
+    def _sweep(self, now: float) -> None:
+        """Convert the candidate keys that are still sets (see the module docstring); a
+        whole SCAN of the keyspace, so done until one finds none, then never again."""
+        self._next_sweep = now + SWEEP_EVERY_S
+        done = self._keys.story_keys_timed()
+        if self._redis.exists(done):
+            return
         expiry = self._expiry_args(now)[1:]
         batch: list[str] = []
+        converted = 0
         pattern = self._keys.story_key("*")
         for key in self._redis.scan_iter(match=pattern, count=SCAN_BATCH, _type="set"):
             batch.append(key)
             if len(batch) >= SCAN_BATCH:
-                self._convert(keys=batch, args=[repr(now), *expiry])
+                converted += self._convert(keys=batch, args=[repr(now), *expiry])
                 batch = []
         if batch:
-            self._convert(keys=batch, args=[repr(now), *expiry])
-        return 0
+            converted += self._convert(keys=batch, args=[repr(now), *expiry])
+        if converted:
+            logger.info("story index: %d candidate keys from before the window timed", converted)
+        else:
+            self._redis.set(done, repr(now))
 
     # --- stories ------------------------------------------------------------------------
     @translating_errors

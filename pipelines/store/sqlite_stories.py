@@ -8,6 +8,10 @@ a file from before a column was added gets it on open (`KEY_TIME_MIGRATION`).
 
 Candidate entries older than the index's `KeyWindow` are no candidates, and a delete at
 most once an hour per index (`PURGE_EVERY_S`, on an `add_keys`) drops them.
+
+An item's summary (a ``story_items`` row) lives until the item is stored in the ``items``
+table: `item_stored` deletes it then, and `get_items` reads each id's summary, else its
+stored item, in one query.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from pipelines.store.base import StoreError
 from pipelines.store.sqlite import BUSY_TIMEOUT_S, cannot_open, connect
-from pipelines.story_index import ItemSummary, KeyWindow, story_first_seen
+from pipelines.story_index import ItemSummary, KeyWindow, stored_summary, story_first_seen
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +35,7 @@ SCHEMA = """
 -- under a twentieth of a page), and an item's text or a big story's record is kilobytes.
 CREATE TABLE IF NOT EXISTS story_items (
     id TEXT PRIMARY KEY,
-    data TEXT NOT NULL CHECK (json_valid(data))  -- the ItemSummary
+    data TEXT NOT NULL CHECK (json_valid(data))  -- the ItemSummary, until items holds the item
 );
 -- candidate key -> item ids; the primary key answers `candidates` by key
 CREATE TABLE IF NOT EXISTS story_keys (
@@ -71,6 +75,17 @@ KEY_TIME_MIGRATION = (
 # After the migration: the periodic delete finds old entries by time.
 KEY_TIME_INDEX = "CREATE INDEX IF NOT EXISTS story_keys_by_seen ON story_keys (seen)"
 PURGE_EVERY_S = 3600.0
+# Each wanted id's summary, else its stored item (`?`: the ids as a JSON array).
+SUMMARY_OR_ITEM = """
+SELECT wanted.value, coalesce(story_items.data, items.data)
+FROM json_each(?) AS wanted
+LEFT JOIN story_items ON story_items.id = wanted.value
+LEFT JOIN items ON story_items.id IS NULL AND items.id = wanted.value
+WHERE story_items.id IS NOT NULL OR items.id IS NOT NULL
+"""
+SUMMARY_ONLY = """
+SELECT id, data FROM story_items WHERE id IN (SELECT value FROM json_each(?))
+"""
 
 # The live story of `?`: the end of its chain of forward pointers. The chain ends, since a
 # pointer always leads to a smaller id.
@@ -119,6 +134,7 @@ class SQLiteStoryIndex:
         self.path = path
         self.window = window or KeyWindow()
         self._next_purge = float("-inf")
+        self._items_table = False  # whether the file has the store's items table (yet)
         self._db = connect(path)
         self._lock = threading.Lock()
         try:
@@ -160,17 +176,37 @@ class SQLiteStoryIndex:
         self._db.execute(
             "INSERT INTO story_items (id, data) VALUES (?, ?)"
             " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            (summary.id, json.dumps(summary.to_dict(), ensure_ascii=False)),
+            (summary.id, summary.to_json()),
         )
+
+    def _has_items_table(self) -> bool:
+        """Whether the store's items table exists; an index may be opened on a file before
+        the store creates it, and a table once made is never dropped."""
+        if not self._items_table:
+            found = self._db.execute(
+                "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'items'"
+            ).fetchone()
+            self._items_table = found is not None
+        return self._items_table
 
     @_translating_errors
     def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
         # A JSON array is one bound value, however many ids: no batching under SQLite's limit.
-        rows = self._db.execute(
-            "SELECT id, data FROM story_items WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(item_ids)),),
-        )
+        query = SUMMARY_OR_ITEM if self._has_items_table() else SUMMARY_ONLY
+        rows = self._db.execute(query, (json.dumps(list(item_ids)),))
         return {item_id: ItemSummary.from_dict(json.loads(data)) for item_id, data in rows}
+
+    @_translating_errors
+    def item_stored(self, item: dict[str, Any]) -> bool:
+        summary = stored_summary(item)
+        if summary is None or not self._has_items_table():
+            return False
+        cursor = self._db.execute(
+            "DELETE FROM story_items WHERE id = ? AND data = ?"
+            " AND EXISTS (SELECT 1 FROM items WHERE id = ?)",
+            (summary.id, summary.to_json(), summary.id),
+        )
+        return cursor.rowcount == 1
 
     @_translating_errors
     def add_keys(self, item_id: str, keys: Iterable[str]) -> None:

@@ -1,16 +1,18 @@
 """Redis memory per stored and linked item, beyond the item's own JSON (JSON lines).
 
 Run: ``python3 -m uv run python -m tests.bench.bench_redis_memory [--items 20000]
-[--window-days 30] [--days 90]``. Stores and links the synthetic news of
-`tests.bench.bench_linking` (copy families planted, ~1,500 items a day) into a redis-server
-started here on a free loopback port, the way a crawl does: `RedisStore.add_item`, then
-`StoryLinker.link` over the store's story index. Items are spread evenly over the last
-``--days`` days and each is linked as if first seen at its publication (the index's clock),
-so with a window the candidate entries of items older than it are already gone, as in a
-store that has run that long. Redis expires keys by its own clock, which cannot be moved:
-an entry dated before the window is dropped as it is written, so those items are linked
-without candidates (more, smaller stories than in a store that lived through the days; the
-``stories`` field shows it). The index cost per item inside the window is unaffected.
+[--window-days 30] [--days 90]``. Links and stores the synthetic news of
+`tests.bench.bench_linking` (copy families planted) into a redis-server started here on a
+free loopback port, the way a crawl does: `StoryLinker.link` over the store's story index
+(the syndication pipeline), then `RedisStore.add_item` and `StoryIndex.item_stored` (the
+store pipeline), so the index reads each item's summary from the stored item. Items are
+spread evenly over the last ``--days`` days and each is linked as if first seen at its
+publication (the index's clock), so with a window the candidate entries of items older than
+it are already gone, as in a store that has run that long. Redis expires keys by its own
+clock, which cannot be moved: an entry dated before the window is dropped as it is written,
+so those items are linked without candidates (more, smaller stories than in a store that
+lived through the days; the ``stories`` field shows it). The index cost per item inside the
+window is unaffected.
 
 Prints one line: ``used_memory`` growth per item, the items' own JSON per item, the rest
 per item (target <= 8 KB), and that rest split by key kind from ``MEMORY USAGE`` on a
@@ -33,7 +35,7 @@ from typing import Any
 
 from pipelines.store import open_store
 from pipelines.stories import StoryLinker
-from pipelines.story_index import KeyWindow
+from pipelines.story_index import DEFAULT_WINDOW_DAYS, KeyWindow
 from tests.bench.bench_linking import synthesize
 from tests.fixtures.redis_server import running_redis_server
 from tests.stories_data import demo_sources
@@ -102,7 +104,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--days", type=float, default=90.0, help="span the items cover")
     parser.add_argument(
-        "--window-days", type=float, default=None, help="the index window (default: none)"
+        "--window-days",
+        type=float,
+        default=DEFAULT_WINDOW_DAYS,
+        help="the index window (default: the crawl's, 30 days)",
     )
     args = parser.parse_args()
     items, _ = synthesize(args.items, args.seed)
@@ -125,9 +130,10 @@ def main() -> None:
             first_seen = end - step * (len(items) - 1 - n)
             item = {**synthetic, "published_at": first_seen.isoformat()}
             clock.now = first_seen.timestamp()
-            store.add_item(item)
-            own_json += len(json.dumps(item, ensure_ascii=False).encode())
             linker.link(item)
+            if store.add_item(item):
+                index.item_stored(item)
+            own_json += len(json.dumps(item, ensure_ascii=False).encode())
         seconds = time.perf_counter() - started
         used = int(client.info("memory")["used_memory"]) - empty
         kinds = memory_by_kind(client)
