@@ -210,7 +210,7 @@ class StoryIndex(Protocol):
 
     def story_items(self, story_id: str) -> dict[str, ItemSummary]:
         """`get_items` of the `members` of `story_id` (followed through merges), read
-        together: item id → summary."""
+        together: item id → summary, in id order."""
 
     def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
         """Keep the assembled story (JSON-ready), replacing the previous record, and log the

@@ -245,16 +245,25 @@ class SQLiteStoryIndex:
 
     @_translating_errors
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
-        return self._candidates(keys, at_least, self.window.clock())
+        return self._candidates([(list(keys), at_least)], self.window.clock())[0]
 
-    def _candidates(self, keys: Iterable[str], at_least: int, now: float) -> set[str]:
-        wanted = json.dumps(sorted(set(keys)), ensure_ascii=False)
-        rows = self._db.execute(
-            "SELECT item FROM story_keys WHERE key IN (SELECT value FROM json_each(?))"
-            " AND seen >= ? GROUP BY item HAVING count(*) >= ?",
-            (wanted, self.window.cutoff(now), at_least),
-        )
-        return {row[0] for row in rows}
+    def _candidates(self, lookups: Sequence[Lookup], now: float) -> tuple[set[str], ...]:
+        """Each lookup's candidates, in one statement (a link's every statement costs it a
+        wait for the GIL in a busy crawl)."""
+        cutoff = self.window.cutoff(now)
+        parts, parameters = [], []
+        for n, (keys, at_least) in enumerate(lookups):
+            parts.append(
+                f"SELECT {n}, item FROM story_keys"  # noqa: S608 -- n is a number
+                " WHERE key IN (SELECT value FROM json_each(?))"
+                " AND seen >= ? GROUP BY item HAVING count(*) >= ?"
+            )
+            parameters += [json.dumps(sorted(set(keys)), ensure_ascii=False), cutoff, at_least]
+        found: tuple[set[str], ...] = tuple(set() for _ in lookups)
+        if parts:
+            for n, item in self._db.execute(" UNION ALL ".join(parts), parameters):
+                found[n].add(item)
+        return found
 
     @_translating_errors
     def enter(
@@ -262,13 +271,16 @@ class SQLiteStoryIndex:
     ) -> Entry:
         now = self.window.clock()
         with self._writing():
-            known = None if again else self._story_of(summary.id)
-            if known is not None:
+            known, story_id = self._db.execute(
+                f"SELECT (SELECT story FROM story_members WHERE item = ?), {LIVE_STORY}",  # noqa: S608
+                (summary.id, summary.id),
+            ).fetchone()
+            if known is not None and not again:
                 return Entry(known, new=False)
             self._put_item(summary)
-            story_id = self._join(summary.id, summary.id)
+            self._put_member(summary.id, story_id)
             self._add_keys(summary.id, keys, now)
-            found = tuple(self._candidates(wanted, at_least, now) for wanted, at_least in lookups)
+            found = self._candidates(lookups, now)
         if now >= self._next_purge:
             self._expire(now)
         return Entry(story_id, new=True, found=found)
@@ -289,9 +301,6 @@ class SQLiteStoryIndex:
     # --- stories ------------------------------------------------------------------------
     @_translating_errors
     def story_of(self, item_id: str) -> str | None:
-        return self._story_of(item_id)
-
-    def _story_of(self, item_id: str) -> str | None:
         row = self._db.execute(
             "SELECT story FROM story_members WHERE item = ?", (item_id,)
         ).fetchone()
@@ -309,16 +318,16 @@ class SQLiteStoryIndex:
     @_translating_errors
     def join(self, story_id: str, item_id: str) -> str:
         with self._writing():
-            return self._join(story_id, item_id)
+            story_id = self._live(story_id)
+            self._put_member(item_id, story_id)
+        return story_id
 
-    def _join(self, story_id: str, item_id: str) -> str:
-        story_id = self._live(story_id)
+    def _put_member(self, item_id: str, live_story_id: str) -> None:
         self._db.execute(
             "INSERT INTO story_members (item, story) VALUES (?, ?)"
             " ON CONFLICT (item) DO UPDATE SET story = excluded.story",
-            (item_id, story_id),
+            (item_id, live_story_id),
         )
-        return story_id
 
     @_translating_errors
     def merge(self, story_a: str, story_b: str) -> str:
