@@ -722,14 +722,16 @@ class StoryLinker:
             if self._related(summary, names, candidate, copy=candidate_id in copies)
         ]
         # Read together: a merge below moves only the stories it names, so a match's story
-        # read before it is the one the match is in, or one merged into ours already.
+        # read before them is where the match is, unless that story was merged into ours.
         their_stories = index.stories_of(matched) if matched else {}
         earlier: set[str] = set()
+        ours = {story_id}  # the stories ours is made of so far
         for candidate in matched:
             other_story = their_stories.get(candidate)
-            if other_story is None or other_story == story_id or other_story in earlier:
+            if other_story is None or other_story in ours:
                 continue
             earlier.add(other_story)
+            ours.add(other_story)
             story_id = index.merge(story_id, other_story)
         story = self._assemble(story_id)
         if len(earlier) > 1:
