@@ -692,40 +692,46 @@ class StoryLinker:
         summary = self.summary(item)
         if self.features.give(summary, features):
             self.features_taken += 1
-        index = self.index
-        known = None if resume else index.story_of(summary.id)
-        if known is not None:
-            story = self._assemble(known)
-            return StoryUpdate(summary.id, story, new=False, joined=(story.id,), absorbed=())
-        # Written and joined before candidates are read: of two similar items linked at the
-        # same moment by two processes, at least one sees the other, already in a story.
-        index.put_item(summary)
-        story_id = index.join(summary.id, summary.id)
         bands = list(self.features.bands(summary))
-        index.add_keys(summary.id, bands)
-        copies = index.candidates(bands) - {summary.id}
         names = self.features.names(summary)
-        namesakes: set[str] = set()
+        own_keys: list[str] = list(bands)
+        lookups: list[tuple[list[str], int]] = [(bands, 1)]
         instant = _instant(summary.published_at)
         if instant is not None:
             day = instant.astimezone(UTC).date()
-            index.add_keys(summary.id, _name_keys(names, day))
+            own_keys += _name_keys(names, day)
             around = [
                 key for shift in (-1, 0, 1) for key in _name_keys(names, day + shift * ONE_DAY)
             ]
-            namesakes = index.candidates(around, at_least=NAMES_SHARED) - copies - {summary.id}
+            lookups.append((around, NAMES_SHARED))
+        # Written and joined before candidates are read, in one step: of two similar items
+        # linked at the same moment by two processes, at least one sees the other, already
+        # in a story.
+        index = self.index
+        entry = index.enter(summary, own_keys, lookups, again=resume)
+        if not entry.new:
+            story = self._assemble(entry.story)
+            return StoryUpdate(summary.id, story, new=False, joined=(story.id,), absorbed=())
+        story_id = entry.story
+        copies = entry.found[0] - {summary.id}
+        namesakes = entry.found[1] - copies - {summary.id} if len(entry.found) > 1 else set()
         found = index.get_items(sorted(copies | namesakes))
         matched = [
             candidate_id
             for candidate_id, candidate in sorted(found.items())
             if self._related(summary, names, candidate, copy=candidate_id in copies)
         ]
+        # Read together: a merge below moves only the stories it names, so a match's story
+        # read before them is where the match is, unless that story was merged into ours.
+        their_stories = index.stories_of(matched) if matched else {}
         earlier: set[str] = set()
+        ours = {story_id}  # the stories ours is made of so far
         for candidate in matched:
-            other_story = index.story_of(candidate)
-            if other_story is None or other_story == story_id:
+            other_story = their_stories.get(candidate)
+            if other_story is None or other_story in ours:
                 continue
             earlier.add(other_story)
+            ours.add(other_story)
             story_id = index.merge(story_id, other_story)
         story = self._assemble(story_id)
         if len(earlier) > 1:
@@ -756,7 +762,7 @@ class StoryLinker:
         return self.features.same_story(summary, candidate)
 
     def _assemble(self, story_id: str) -> Story:
-        members = self.index.get_items(sorted(self.index.members(story_id)))
+        members = self.index.story_items(story_id)
         story = assemble_story(members.values(), (), catalog=self.catalog, features=self.features)
         self.index.put_story(story.id, story.to_dict())
         return story

@@ -7,7 +7,10 @@ each item to re-check a candidate exactly, which story each item belongs to, and
 assembled record. Each verb is one small write or read that a SQLite table set (one
 transaction per verb) and a Redis key set (one MULTI or Lua call per verb) can do
 atomically; `MemoryStoryIndex` is the reference the store-backed ones will be tested
-against.
+against. A link runs in a crawl's one store thread, where each verb costs a transaction or
+a round trip (and a wait for the GIL after it), so the linker's steps are few verbs that do
+much: `enter` writes the item and reads its candidates at once, `story_items` reads a
+story with its members' summaries.
 
 Time window: the candidate entries (band and name keys) count for `KeyWindow.days` (30 by
 default, ``SYNDICATION_WINDOW_DAYS``) after they were written, then stop being candidates
@@ -40,7 +43,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -136,6 +139,20 @@ def stored_summary(item: dict[str, Any]) -> ItemSummary | None:
     return ItemSummary.from_dict(item)
 
 
+# One candidate read of `StoryIndex.enter`: the keys, and how many of them an item must be under.
+Lookup = tuple[Sequence[str], int]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What `StoryIndex.enter` did: the story the item is in, whether it was entered now
+    (False: it was linked before and nothing was written), and per lookup the items found."""
+
+    story: str
+    new: bool
+    found: tuple[set[str], ...] = ()
+
+
 class StoryIndex(Protocol):
     """The verbs story linking needs; each must be atomic on its own."""
 
@@ -160,6 +177,14 @@ class StoryIndex(Protocol):
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
         """Every item indexed within the window under at least `at_least` of `keys`."""
 
+    def enter(
+        self, summary: ItemSummary, keys: Iterable[str], lookups: Sequence[Lookup], *, again: bool
+    ) -> Entry:
+        """A link's first step, atomic: `put_item`, `join` of the item to a story of its own
+        id, `add_keys` of `keys`, then `candidates` for each lookup (the item finds itself
+        among them). Writes before it reads, as the concurrency contract asks. Unless
+        `again`, an item already in a story is left as it is: ``Entry(story, new=False)``."""
+
     def expire_keys(self) -> int:
         """Drop the entries older than the window now; returns how many (the store may
         have dropped some itself: Redis expires keys on its own)."""
@@ -182,6 +207,10 @@ class StoryIndex(Protocol):
         survivor."""
 
     def members(self, story_id: str) -> set[str]: ...
+
+    def story_items(self, story_id: str) -> dict[str, ItemSummary]:
+        """`get_items` of the `members` of `story_id` (followed through merges), read
+        together: item id → summary, in id order."""
 
     def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
         """Keep the assembled story (JSON-ready), replacing the previous record, and log the
@@ -265,6 +294,18 @@ class MemoryStoryIndex:
         )
         return {i for i, count in counts.items() if count >= at_least}
 
+    def enter(
+        self, summary: ItemSummary, keys: Iterable[str], lookups: Sequence[Lookup], *, again: bool
+    ) -> Entry:
+        known = self._story_of.get(summary.id)
+        if known is not None and not again:
+            return Entry(known, new=False)
+        self.put_item(summary)
+        story_id = self.join(summary.id, summary.id)
+        self.add_keys(summary.id, keys)
+        found = tuple(self.candidates(wanted, at_least) for wanted, at_least in lookups)
+        return Entry(story_id, new=True, found=found)
+
     def expire_keys(self) -> int:
         cutoff = self.window.cutoff(self.window.clock())
         dropped = 0
@@ -311,6 +352,9 @@ class MemoryStoryIndex:
 
     def members(self, story_id: str) -> set[str]:
         return set(self._members.get(self._live(story_id), set()))
+
+    def story_items(self, story_id: str) -> dict[str, ItemSummary]:
+        return self.get_items(sorted(self.members(story_id)))
 
     def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
         if {member["item"] for member in record["members"]} != self._members.get(story_id):

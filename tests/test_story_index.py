@@ -17,7 +17,7 @@ from pipelines.store.redis_stories import RedisStoryIndex
 from pipelines.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from pipelines.store.sqlite_stories import SQLiteStoryIndex
 from pipelines.stories import StoryLinker
-from pipelines.story_index import ItemSummary, MemoryStoryIndex, StoryIndex
+from pipelines.story_index import Entry, ItemSummary, MemoryStoryIndex, StoryIndex
 from tests.stories_data import demo_items, demo_sources
 
 if TYPE_CHECKING:
@@ -100,6 +100,51 @@ def test_candidates_count_the_keys_each_item_is_under(index: StoryIndex) -> None
     assert index.candidates(iter(["n:2019-11-18:мамин", "k9"])) == {"c"}
     assert index.candidates(["unknown"]) == set()
     assert index.candidates([]) == set()
+
+
+def test_enter_writes_the_item_then_reads_its_candidates(index: StoryIndex) -> None:
+    index.add_keys("b", ["k1", "n1", "n2"])
+    index.add_keys("c", ["k2", "n1"])
+    first = summary("a", lang="ru")
+    entry = index.enter(
+        first, ["k1", "k2", "n1"], [(["k1", "k2"], 1), (["n1", "n2", "n2"], 2)], again=False
+    )
+    # the item's own writes come first: it finds itself
+    assert entry == Entry("a", new=True, found=({"a", "b", "c"}, {"b"}))
+    assert index.get_items(["a"]) == {"a": first}
+    assert index.story_of("a") == "a"
+    assert index.members("a") == {"a"}
+    assert index.candidates(["n1"]) == {"a", "b", "c"}
+    assert index.enter(summary("d"), [], [], again=False) == Entry("d", new=True)
+    assert index.enter(summary("e"), ["k9"], [([], 1)], again=False).found == (set(),)
+
+
+def test_enter_leaves_a_linked_item_alone_unless_again(index: StoryIndex) -> None:
+    index.enter(summary("a"), ["k1"], [(["k1"], 1)], again=False)
+    index.join("a", "b")
+    changed = summary("b", title="Другой")
+    assert index.enter(changed, ["k1"], [(["k1"], 1)], again=False) == Entry("a", new=False)
+    assert index.get_items(["b"]) == {}  # nothing written
+    assert index.candidates(["k1"]) == {"a"}
+    # again (a link that stopped partway): written, and joined to its own story anew
+    again = index.enter(changed, ["k1"], [(["k1"], 1)], again=True)
+    assert again == Entry("b", new=True, found=({"a", "b"},))
+    assert index.get_items(["b"]) == {"b": changed}
+    assert index.members("a") == {"a"}
+
+
+def test_story_items_reads_a_story_with_its_members_summaries(index: StoryIndex) -> None:
+    for item_id in ("a", "b", "c"):
+        index.put_item(summary(item_id))
+    index.join("b", "b")
+    index.join("b", "c")
+    index.join("b", "unsummarized")
+    index.join("a", "a")
+    assert index.merge("b", "a") == "a"
+    found = index.story_items("b")  # followed to the survivor
+    assert list(found) == ["a", "b", "c"]
+    assert found == {i: summary(i) for i in ("a", "b", "c")}
+    assert index.story_items("unknown") == {}
 
 
 # --- stories ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The story index in the Redis store: `StoryIndex` verbs over the keys `Keys` names.
 
-Writes that decide a story (`join`, `merge`, `put_story`) are Lua scripts, so each runs
+Writes that decide a story (`enter`, `join`, `merge`, `put_story`) are Lua scripts, so each runs
 whole while no other client's command does; they follow the forward pointers merges leave
 (see the concurrency contract in `pipelines.story_index`). A script reaches the member set
 and record of a story it finds by following pointers, so it builds those two key names
@@ -31,10 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.store.keys import parse_instant
 from pipelines.store.redis import translating_errors
-from pipelines.story_index import ItemSummary, KeyWindow, stored_summary, story_first_seen
+from pipelines.story_index import (
+    Entry,
+    ItemSummary,
+    KeyWindow,
+    Lookup,
+    stored_summary,
+    story_first_seen,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from pipelines.store.redis import RedisLink
 
@@ -76,51 +83,68 @@ local function timed(key, score)
 end
 """
 
+# Shared by the scripts that write and read candidate keys. `add_key`: index `item` under
+# `key` as written `now` (epoch s); with a window, trim the entries before `cutoff` and make
+# the key expire at `expiry` (epoch ms) unless it lives longer already. `count_candidates`:
+# the items under at least `at_least` of KEYS[first..last] written since `since`, counted
+# here rather than by ZUNION, whose scores would add up times, not keys.
+LUA_CANDIDATE_KEYS = (
+    LUA_TIMED
+    + """
+local function add_key(key, item, now, cutoff, expiry)
+    timed(key, now)
+    redis.call('ZADD', key, 'GT', now, item)
+    if cutoff then
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. cutoff)
+        -- -1: no expiry yet. A time already past deletes the key: all of it is old.
+        if redis.call('PEXPIRETIME', key) < tonumber(expiry) then
+            redis.call('PEXPIREAT', key, expiry)
+        end
+    end
+end
+local function count_candidates(first, last, at_least, since)
+    local counts, found = {}, {}
+    for i = first, last do
+        local members
+        if redis.call('TYPE', KEYS[i]).ok == 'set' then
+            members = redis.call('SMEMBERS', KEYS[i])
+        else
+            members = redis.call('ZRANGE', KEYS[i], since, '+inf', 'BYSCORE')
+        end
+        for _, member in ipairs(members) do
+            local count = (counts[member] or 0) + 1
+            counts[member] = count
+            if count == at_least then
+                found[#found + 1] = member
+            end
+        end
+    end
+    return found
+end
+"""
+)
+
 # KEYS: the candidate keys to add the item to. ARGV: item id, now (epoch s), then with a
 # window: the cutoff (epoch s) and when the key expires (epoch ms). One script rather than
 # MULTI with a ZADD per key: the item is indexed under all its keys or none either way, and
 # a script took 0.31 ms against 0.54 ms for 64 band keys on loopback.
 ADD_KEYS_LUA = (
-    LUA_TIMED
+    LUA_CANDIDATE_KEYS
     + """
 for i = 1, #KEYS do
-    local key = KEYS[i]
-    timed(key, ARGV[2])
-    redis.call('ZADD', key, 'GT', ARGV[2], ARGV[1])
-    if ARGV[3] then
-        redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[3])
-        -- -1: no expiry yet. A time already past deletes the key: all of it is old.
-        if redis.call('PEXPIRETIME', key) < tonumber(ARGV[4]) then
-            redis.call('PEXPIREAT', key, ARGV[4])
-        end
-    end
+    add_key(KEYS[i], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 end
 return #KEYS
 """
 )
 
 # KEYS: the candidate keys. ARGV: how many keys an item must be under, the cutoff (epoch s).
-# Counted here rather than by ZUNION, whose scores would add up times, not keys.
-CANDIDATES_LUA = """
-local at_least = tonumber(ARGV[1])
-local counts, found = {}, {}
-for i = 1, #KEYS do
-    local members
-    if redis.call('TYPE', KEYS[i]).ok == 'set' then
-        members = redis.call('SMEMBERS', KEYS[i])
-    else
-        members = redis.call('ZRANGE', KEYS[i], ARGV[2], '+inf', 'BYSCORE')
-    end
-    for _, member in ipairs(members) do
-        local count = (counts[member] or 0) + 1
-        counts[member] = count
-        if count == at_least then
-            found[#found + 1] = member
-        end
-    end
-end
-return found
+CANDIDATES_LUA = (
+    LUA_CANDIDATE_KEYS
+    + """
+return count_candidates(1, #KEYS, tonumber(ARGV[1]), ARGV[2])
 """
+)
 
 # KEYS: candidate keys that are still sets. ARGV: now (epoch s), when they expire (epoch ms,
 # or none).
@@ -159,32 +183,75 @@ end
 return 0
 """
 
+# Shared by `join` and `enter`. KEYS[1..5]: merged, by-item hash, live set, first-seen hash,
+# latest zset. Puts `item` in the live story of `story`, returns that story.
+LUA_JOIN = """
+local function join(story, item, members_prefix)
+    story = live(story)
+    local previous = redis.call('HGET', KEYS[2], item)
+    if previous and previous ~= story then
+        local left = members_prefix .. previous
+        redis.call('SREM', left, item)
+        if redis.call('EXISTS', left) == 0 then
+            redis.call('SREM', KEYS[3], previous)
+            redis.call('ZREM', KEYS[5], previous)
+        end
+    end
+    redis.call('HSET', KEYS[2], item, story)
+    redis.call('SADD', members_prefix .. story, item)
+    if redis.call('SADD', KEYS[3], story) == 1 then
+        -- a story with a record but no members until now enters the newest-first list
+        local seen = redis.call('HGET', KEYS[4], story)
+        if seen then
+            redis.call('ZADD', KEYS[5], seen, story)
+        end
+    end
+    return story
+end
+"""
+
 # KEYS: merged, by-item hash, live set, first-seen hash, latest zset.
 # ARGV: story id, item id, members key prefix. Returns the story the item is in now.
 JOIN_LUA = (
     LUA_HELPERS
+    + LUA_JOIN
     + """
-local story = live(ARGV[1])
-local item = ARGV[2]
-local previous = redis.call('HGET', KEYS[2], item)
-if previous and previous ~= story then
-    local left = ARGV[3] .. previous
-    redis.call('SREM', left, item)
-    if redis.call('EXISTS', left) == 0 then
-        redis.call('SREM', KEYS[3], previous)
-        redis.call('ZREM', KEYS[5], previous)
+return join(ARGV[1], ARGV[2], ARGV[3])
+"""
+)
+
+# A link's first step (`enter`). KEYS: merged, by-item hash, live set, first-seen hash,
+# latest zset, the item's summary key, its candidate keys, then each lookup's keys in turn.
+# ARGV: item id, summary JSON, members key prefix, "again" ("1" or "0"), now (epoch s), the
+# read cutoff (epoch s), how many candidate keys, how many lookups, each lookup's key count
+# and `at_least`, then with a window: the trim cutoff (epoch s) and expiry (epoch ms).
+# Returns {story, 1 when entered now or 0, the items found by each lookup...}.
+ENTER_LUA = (
+    LUA_HELPERS
+    + LUA_JOIN
+    + LUA_CANDIDATE_KEYS
+    + """
+local item = ARGV[1]
+if ARGV[4] ~= '1' then
+    local known = redis.call('HGET', KEYS[2], item)
+    if known then
+        return {known, 0}
     end
 end
-redis.call('HSET', KEYS[2], item, story)
-redis.call('SADD', ARGV[3] .. story, item)
-if redis.call('SADD', KEYS[3], story) == 1 then
-    -- a story with a record but no members until now enters the newest-first list
-    local seen = redis.call('HGET', KEYS[4], story)
-    if seen then
-        redis.call('ZADD', KEYS[5], seen, story)
-    end
+redis.call('SET', KEYS[6], ARGV[2])
+local story = join(item, item, ARGV[3])
+local own, lookups = tonumber(ARGV[7]), tonumber(ARGV[8])
+local trim_at, expiry = ARGV[9 + 2 * lookups], ARGV[10 + 2 * lookups]
+for i = 7, 6 + own do
+    add_key(KEYS[i], item, ARGV[5], trim_at, expiry)
 end
-return story
+local reply, first = {story, 1}, 7 + own
+for n = 1, lookups do
+    local count, at_least = tonumber(ARGV[7 + 2 * n]), tonumber(ARGV[8 + 2 * n])
+    reply[#reply + 1] = count_candidates(first, first + count - 1, at_least, ARGV[6])
+    first = first + count
+end
+return reply
 """
 )
 
@@ -255,6 +322,24 @@ return redis.call('SMEMBERS', ARGV[2] .. live(ARGV[1]))
 """
 )
 
+# KEYS: merged. ARGV: story id, members key prefix, summary key prefix, stored-item key
+# prefix. Each member of the live story and its summary, else its stored item (none when it
+# has neither): {id, JSON, id, JSON, ...}.
+STORY_ITEMS_LUA = (
+    LUA_HELPERS
+    + """
+local found = {}
+for _, item in ipairs(redis.call('SMEMBERS', ARGV[2] .. live(ARGV[1]))) do
+    local value = redis.call('GET', ARGV[3] .. item) or redis.call('GET', ARGV[4] .. item)
+    if value then
+        found[#found + 1] = item
+        found[#found + 1] = value
+    end
+end
+return found
+"""
+)
+
 # KEYS: merged. ARGV: story id, record key prefix. The live story's record, or nil.
 GET_STORY_LUA = (
     LUA_HELPERS
@@ -303,6 +388,8 @@ class RedisStoryIndex:
         self._merge = self._redis.register_script(MERGE_LUA)
         self._put_story = self._redis.register_script(PUT_STORY_LUA)
         self._members = self._redis.register_script(MEMBERS_LUA)
+        self._story_items = self._redis.register_script(STORY_ITEMS_LUA)
+        self._enter = self._redis.register_script(ENTER_LUA)
         self._get_story = self._redis.register_script(GET_STORY_LUA)
         self._latest = self._redis.register_script(LATEST_LUA)
         self._get_items = self._redis.register_script(GET_ITEMS_LUA)
@@ -375,6 +462,43 @@ class RedisStoryIndex:
         return set(self._candidates(keys=wanted, args=[max(at_least, 1), repr(cutoff)]))
 
     @translating_errors
+    def enter(
+        self, summary: ItemSummary, keys: Iterable[str], lookups: Sequence[Lookup], *, again: bool
+    ) -> Entry:
+        story_key = self._keys.story_key
+        own = [story_key(key) for key in set(keys)]
+        asked = [[story_key(key) for key in set(wanted)] for wanted, _ in lookups]
+        now = self.window.clock()
+        reply = self._enter(
+            keys=[
+                *self._story_keys(),
+                self._keys.story_item(summary.id),
+                *own,
+                *(key for wanted in asked for key in wanted),
+            ],
+            args=[
+                summary.id,
+                summary.to_json(),
+                self._keys.story_members(""),
+                "1" if again else "0",
+                repr(now),
+                repr(self.window.cutoff(now)),
+                len(own),
+                len(asked),
+                *(
+                    value
+                    for wanted, (_, at_least) in zip(asked, lookups, strict=True)
+                    for value in (len(wanted), max(at_least, 1))
+                ),
+                *self._expiry_args(now),
+            ],
+        )
+        story, entered, *found = reply
+        if entered and now >= self._next_sweep:
+            self._sweep(now)
+        return Entry(story, new=bool(entered), found=tuple(set(items) for items in found))
+
+    @translating_errors
     def expire_keys(self) -> int:
         """Redis drops old entries itself (key expiry; trimming on write): this gives keys
         from before the window, still sets, their times and expiry. Returns 0."""
@@ -436,6 +560,18 @@ class RedisStoryIndex:
             keys=[self._keys.merged_stories()], args=[story_id, self._keys.story_members("")]
         )
         return set(members)
+
+    @translating_errors
+    def story_items(self, story_id: str) -> dict[str, ItemSummary]:
+        keys = self._keys
+        flat = self._story_items(
+            keys=[keys.merged_stories()],
+            args=[story_id, keys.story_members(""), keys.story_item(""), keys.item("")],
+        )
+        found = dict(zip(flat[::2], flat[1::2], strict=True))
+        return {
+            item_id: ItemSummary.from_dict(json.loads(found[item_id])) for item_id in sorted(found)
+        }
 
     @translating_errors
     def put_story(self, story_id: str, record: dict[str, Any]) -> bool:

@@ -1,6 +1,7 @@
 """The story index in the SQLite store file: `StoryIndex` verbs over ``story_*`` tables.
 
-Each verb is one statement or one ``BEGIN IMMEDIATE`` transaction, so two crawl processes
+Each verb is one statement or one ``BEGIN IMMEDIATE`` transaction (`enter`, a link's writes
+and candidate reads, is one), so two crawl processes
 linking into one file at once see each other's writes whole (see the concurrency contract
 in `pipelines.story_index`). The tables live beside the item schema in the same file but
 are created here, with ``IF NOT EXISTS``, and leave ``PRAGMA user_version`` to the items;
@@ -25,10 +26,17 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from pipelines.store.base import StoreError
 from pipelines.store.sqlite import BUSY_TIMEOUT_S, cannot_open, connect
-from pipelines.story_index import ItemSummary, KeyWindow, stored_summary, story_first_seen
+from pipelines.story_index import (
+    Entry,
+    ItemSummary,
+    KeyWindow,
+    Lookup,
+    stored_summary,
+    story_first_seen,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 SCHEMA = """
 -- Rowid tables hold the JSON: WITHOUT ROWID suits small rows only (the SQLite manual says
@@ -75,16 +83,17 @@ KEY_TIME_MIGRATION = (
 # After the migration: the periodic delete finds old entries by time.
 KEY_TIME_INDEX = "CREATE INDEX IF NOT EXISTS story_keys_by_seen ON story_keys (seen)"
 PURGE_EVERY_S = 3600.0
-# Each wanted id's summary, else its stored item (`?`: the ids as a JSON array).
+# Each wanted id's summary, else its stored item; `{wanted}`: a table of ids in a column
+# ``value`` (`GIVEN_IDS` or `STORY_MEMBERS`).
 SUMMARY_OR_ITEM = """
 SELECT wanted.value, coalesce(story_items.data, items.data)
-FROM json_each(?) AS wanted
+FROM {wanted} AS wanted
 LEFT JOIN story_items ON story_items.id = wanted.value
 LEFT JOIN items ON story_items.id IS NULL AND items.id = wanted.value
 WHERE story_items.id IS NOT NULL OR items.id IS NOT NULL
 """
 SUMMARY_ONLY = """
-SELECT id, data FROM story_items WHERE id IN (SELECT value FROM json_each(?))
+SELECT id, data FROM story_items WHERE id IN (SELECT value FROM {wanted})
 """
 
 # The live story of `?`: the end of its chain of forward pointers. The chain ends, since a
@@ -98,6 +107,12 @@ LIVE_STORY = """(
     )
     SELECT id FROM chain ORDER BY depth DESC LIMIT 1
 )"""
+
+# The ids of a JSON array (`?`): one bound value, however many ids, so no batching under
+# SQLite's limit on bound values.
+GIVEN_IDS = "json_each(?)"
+# The members of the live story of `?`.
+STORY_MEMBERS = f"(SELECT item AS value FROM story_members WHERE story = {LIVE_STORY})"  # noqa: S608 -- a constant
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -173,6 +188,9 @@ class SQLiteStoryIndex:
     # --- items and candidates -----------------------------------------------------------
     @_translating_errors
     def put_item(self, summary: ItemSummary) -> None:
+        self._put_item(summary)
+
+    def _put_item(self, summary: ItemSummary) -> None:
         self._db.execute(
             "INSERT INTO story_items (id, data) VALUES (?, ?)"
             " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
@@ -191,9 +209,11 @@ class SQLiteStoryIndex:
 
     @_translating_errors
     def get_items(self, item_ids: Iterable[str]) -> dict[str, ItemSummary]:
-        # A JSON array is one bound value, however many ids: no batching under SQLite's limit.
+        return self._summaries(GIVEN_IDS, json.dumps(list(item_ids)))
+
+    def _summaries(self, wanted: str, parameter: str) -> dict[str, ItemSummary]:
         query = SUMMARY_OR_ITEM if self._has_items_table() else SUMMARY_ONLY
-        rows = self._db.execute(query, (json.dumps(list(item_ids)),))
+        rows = self._db.execute(query.format(wanted=wanted), (parameter,))
         return {item_id: ItemSummary.from_dict(json.loads(data)) for item_id, data in rows}
 
     @_translating_errors
@@ -211,24 +231,59 @@ class SQLiteStoryIndex:
     @_translating_errors
     def add_keys(self, item_id: str, keys: Iterable[str]) -> None:
         now = self.window.clock()
+        self._add_keys(item_id, keys, now)
+        if now >= self._next_purge:
+            self._expire(now)
+
+    def _add_keys(self, item_id: str, keys: Iterable[str], now: float) -> None:
         self._db.execute(
             "INSERT INTO story_keys (key, item, seen) SELECT value, ?, ? FROM json_each(?)"
             " WHERE true"  # the upsert after a SELECT needs a WHERE (SQLite's parser)
             " ON CONFLICT (key, item) DO UPDATE SET seen = max(seen, excluded.seen)",
             (item_id, now, json.dumps(list(keys), ensure_ascii=False)),
         )
-        if now >= self._next_purge:
-            self._expire(now)
 
     @_translating_errors
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
-        wanted = json.dumps(sorted(set(keys)), ensure_ascii=False)
-        rows = self._db.execute(
-            "SELECT item FROM story_keys WHERE key IN (SELECT value FROM json_each(?))"
-            " AND seen >= ? GROUP BY item HAVING count(*) >= ?",
-            (wanted, self.window.cutoff(self.window.clock()), at_least),
-        )
-        return {row[0] for row in rows}
+        return self._candidates([(list(keys), at_least)], self.window.clock())[0]
+
+    def _candidates(self, lookups: Sequence[Lookup], now: float) -> tuple[set[str], ...]:
+        """Each lookup's candidates, in one statement (a link's every statement costs it a
+        wait for the GIL in a busy crawl)."""
+        cutoff = self.window.cutoff(now)
+        parts, parameters = [], []
+        for n, (keys, at_least) in enumerate(lookups):
+            parts.append(
+                f"SELECT {n}, item FROM story_keys"  # noqa: S608 -- n is a number
+                " WHERE key IN (SELECT value FROM json_each(?))"
+                " AND seen >= ? GROUP BY item HAVING count(*) >= ?"
+            )
+            parameters += [json.dumps(sorted(set(keys)), ensure_ascii=False), cutoff, at_least]
+        found: tuple[set[str], ...] = tuple(set() for _ in lookups)
+        if parts:
+            for n, item in self._db.execute(" UNION ALL ".join(parts), parameters):
+                found[n].add(item)
+        return found
+
+    @_translating_errors
+    def enter(
+        self, summary: ItemSummary, keys: Iterable[str], lookups: Sequence[Lookup], *, again: bool
+    ) -> Entry:
+        now = self.window.clock()
+        with self._writing():
+            known, story_id = self._db.execute(
+                f"SELECT (SELECT story FROM story_members WHERE item = ?), {LIVE_STORY}",  # noqa: S608
+                (summary.id, summary.id),
+            ).fetchone()
+            if known is not None and not again:
+                return Entry(known, new=False)
+            self._put_item(summary)
+            self._put_member(summary.id, story_id)
+            self._add_keys(summary.id, keys, now)
+            found = self._candidates(lookups, now)
+        if now >= self._next_purge:
+            self._expire(now)
+        return Entry(story_id, new=True, found=found)
 
     @_translating_errors
     def expire_keys(self) -> int:
@@ -264,12 +319,15 @@ class SQLiteStoryIndex:
     def join(self, story_id: str, item_id: str) -> str:
         with self._writing():
             story_id = self._live(story_id)
-            self._db.execute(
-                "INSERT INTO story_members (item, story) VALUES (?, ?)"
-                " ON CONFLICT (item) DO UPDATE SET story = excluded.story",
-                (item_id, story_id),
-            )
+            self._put_member(item_id, story_id)
         return story_id
+
+    def _put_member(self, item_id: str, live_story_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO story_members (item, story) VALUES (?, ?)"
+            " ON CONFLICT (item) DO UPDATE SET story = excluded.story",
+            (item_id, live_story_id),
+        )
 
     @_translating_errors
     def merge(self, story_a: str, story_b: str) -> str:
@@ -291,6 +349,11 @@ class SQLiteStoryIndex:
             (story_id,),
         )
         return {row[0] for row in rows}
+
+    @_translating_errors
+    def story_items(self, story_id: str) -> dict[str, ItemSummary]:
+        found = self._summaries(STORY_MEMBERS, story_id)
+        return {item_id: found[item_id] for item_id in sorted(found)}
 
     @_translating_errors
     def put_story(self, story_id: str, record: dict[str, Any]) -> bool:
