@@ -45,7 +45,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pipelines.store.keys import parse_instant, sortable_utc
 
@@ -139,8 +139,32 @@ def stored_summary(item: dict[str, Any]) -> ItemSummary | None:
     return ItemSummary.from_dict(item)
 
 
-# One candidate read of `StoryIndex.enter`: the keys, and how many of them an item must be under.
-Lookup = tuple[Sequence[str], int]
+class Lookup(NamedTuple):
+    """One candidate read of `StoryIndex.enter`: the items under at least `at_least` of
+    `keys`. With `most`, only that many of them, the best first: each key an item shares
+    weighs one over the number of items under it (a name few items carry says more than a
+    name half the day carries), then by id, so that every index gives the same answer. A
+    plain ``(keys, at_least)`` pair is a lookup without a bound."""
+
+    keys: Sequence[str]
+    at_least: int
+    most: int | None = None
+
+
+def looked_up(under: dict[str, Iterable[str]], at_least: int, most: int | None) -> set[str]:
+    """What a `Lookup` finds, given the items under each of its keys."""
+    counts: Counter[str] = Counter()
+    weights: Counter[str] = Counter()
+    for items in under.values():
+        listed = list(items)
+        for item in listed:
+            counts[item] += 1
+            weights[item] += 1 / len(listed)
+    found = [item for item, count in counts.items() if count >= at_least]
+    if most is not None and len(found) > most:
+        found.sort(key=lambda item: (-weights[item], item))
+        del found[most:]
+    return set(found)
 
 
 @dataclass(frozen=True)
@@ -285,14 +309,16 @@ class MemoryStoryIndex:
             self._keys.setdefault(key, {})[item_id] = now
 
     def candidates(self, keys: Iterable[str], at_least: int = 1) -> set[str]:
+        return self._lookup(Lookup(list(keys), at_least))
+
+    def _lookup(self, lookup: Lookup) -> set[str]:
+        keys, at_least, most = Lookup(*lookup)
         cutoff = self.window.cutoff(self.window.clock())
-        counts = Counter(
-            item
+        under = {
+            key: [item for item, written in self._keys.get(key, {}).items() if written >= cutoff]
             for key in set(keys)
-            for item, written in self._keys.get(key, {}).items()
-            if written >= cutoff
-        )
-        return {i for i, count in counts.items() if count >= at_least}
+        }
+        return looked_up(under, at_least, most)
 
     def enter(
         self, summary: ItemSummary, keys: Iterable[str], lookups: Sequence[Lookup], *, again: bool
@@ -303,7 +329,7 @@ class MemoryStoryIndex:
         self.put_item(summary)
         story_id = self.join(summary.id, summary.id)
         self.add_keys(summary.id, keys)
-        found = tuple(self.candidates(wanted, at_least) for wanted, at_least in lookups)
+        found = tuple(self._lookup(lookup) for lookup in lookups)
         return Entry(story_id, new=True, found=found)
 
     def expire_keys(self) -> int:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 
 from crawler.config import Source
 from crawler.items import item_id
-from pipelines.stories import ORIGINAL, SourceCatalog, StoryLinker, assemble_story
+from pipelines.stories import (
+    MAX_NAMESAKES,
+    ORIGINAL,
+    SourceCatalog,
+    StoryLinker,
+    _name_keys,
+    assemble_story,
+)
 from pipelines.story_index import ItemSummary, MemoryStoryIndex
 from tests.stories_data import AQSU, BAIKONUR, CARAVAN, PRIME, STEPPE, demo_items, demo_sources
 
@@ -209,3 +217,28 @@ def test_index_merge_keeps_the_smaller_id_and_follows_pointers() -> None:
     index.add_keys("b", ["k1"])
     assert index.candidates(["k1", "k2"], at_least=2) == {"a"}
     assert index.candidates(["k1"]) == {"a", "b"}
+
+
+def test_a_link_rechecks_only_the_namesakes_that_share_the_rarest_names(sources) -> None:
+    """A common name makes an item a namesake of hundreds: only MAX_NAMESAKES are read."""
+    index = MemoryStoryIndex()
+    linker = StoryLinker(index, sources)
+    item = {
+        "url": "https://caravan.kz/news/baikonur-1",
+        "source": "caravan",
+        "title": "Токаев и Мамин обсудили Байконур в Астане",
+        "text": "Токаев и Мамин обсудили Байконур в Астане с Роскосмосом.",
+        "published_at": "2019-11-18T10:00:00+06:00",
+        "lang": "ru",
+    }
+    names = linker.features.names(linker.summary(item))
+    day = date(2019, 11, 18)
+    for n in range(MAX_NAMESAKES + 20):
+        filler = ItemSummary(id=f"filler{n:03d}", source="steppe", title="Другое", text="Другое.")
+        index.put_item(filler)
+        index.add_keys(filler.id, _name_keys(names, day))
+    read: list[int] = []
+    get_items = index.get_items
+    index.get_items = lambda ids: read.append(len(list(ids))) or get_items(ids)  # type: ignore[method-assign]
+    linker.link(item)
+    assert read[0] == MAX_NAMESAKES  # then the story's own members, to assemble it

@@ -17,7 +17,7 @@ from pipelines.store.redis_stories import RedisStoryIndex
 from pipelines.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from pipelines.store.sqlite_stories import SQLiteStoryIndex
 from pipelines.stories import StoryLinker
-from pipelines.story_index import Entry, ItemSummary, MemoryStoryIndex, StoryIndex
+from pipelines.story_index import Entry, ItemSummary, Lookup, MemoryStoryIndex, StoryIndex
 from tests.stories_data import demo_items, demo_sources
 
 if TYPE_CHECKING:
@@ -117,6 +117,34 @@ def test_enter_writes_the_item_then_reads_its_candidates(index: StoryIndex) -> N
     assert index.candidates(["n1"]) == {"a", "b", "c"}
     assert index.enter(summary("d"), [], [], again=False) == Entry("d", new=True)
     assert index.enter(summary("e"), ["k9"], [([], 1)], again=False).found == (set(),)
+
+
+def test_a_bounded_lookup_keeps_the_items_that_share_the_rarest_keys(index: StoryIndex) -> None:
+    index.add_keys("b", ["n1", "n2", "n3"])
+    index.add_keys("c", ["n1", "n2"])
+    index.add_keys("d", ["n1", "n2", "n3", "n4"])
+    index.add_keys("e", ["n3", "n4"])
+    index.add_keys("f", ["n1"])
+    index.add_keys("g", ["n5", "n6"])
+    index.add_keys("h", ["n5", "n6"])
+    names = ["n1", "n2", "n3", "n4"]
+    lookups = [
+        Lookup(names, 2, 3),
+        Lookup(names, 2),
+        Lookup(names, 2, 9),
+        Lookup(names, 5, 1),
+        Lookup(["n5", "n6"], 2, 1),
+    ]
+    entry = index.enter(summary("a"), [], lookups, again=False)
+    # A shared key weighs 1 / the items under it (n1: 4, n2 and n3: 3, n4: 2): "d" 1.42,
+    # "b" 0.92, "e" 0.83 (two rarer keys) before "c" 0.58; equal weights go by id.
+    assert entry.found == (
+        {"d", "b", "e"},
+        {"b", "c", "d", "e"},
+        {"b", "c", "d", "e"},
+        set(),
+        {"g"},
+    )
 
 
 def test_enter_leaves_a_linked_item_alone_unless_again(index: StoryIndex) -> None:

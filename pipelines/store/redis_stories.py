@@ -87,7 +87,8 @@ end
 # `key` as written `now` (epoch s); with a window, trim the entries before `cutoff` and make
 # the key expire at `expiry` (epoch ms) unless it lives longer already. `count_candidates`:
 # the items under at least `at_least` of KEYS[first..last] written since `since`, counted
-# here rather than by ZUNION, whose scores would add up times, not keys.
+# here rather than by ZUNION, whose scores would add up times, not keys; with `most`, only
+# that many, ranked as `Lookup` says (ids are hex: `<` is bytewise).
 LUA_CANDIDATE_KEYS = (
     LUA_TIMED
     + """
@@ -102,8 +103,8 @@ local function add_key(key, item, now, cutoff, expiry)
         end
     end
 end
-local function count_candidates(first, last, at_least, since)
-    local counts, found = {}, {}
+local function count_candidates(first, last, at_least, since, most)
+    local counts, weights, found = {}, {}, {}
     for i = first, last do
         local members
         if redis.call('TYPE', KEYS[i]).ok == 'set' then
@@ -111,12 +112,25 @@ local function count_candidates(first, last, at_least, since)
         else
             members = redis.call('ZRANGE', KEYS[i], since, '+inf', 'BYSCORE')
         end
+        local weight = 1 / #members
         for _, member in ipairs(members) do
             local count = (counts[member] or 0) + 1
             counts[member] = count
+            weights[member] = (weights[member] or 0) + weight
             if count == at_least then
                 found[#found + 1] = member
             end
+        end
+    end
+    if most and #found > most then
+        table.sort(found, function(a, b)
+            if weights[a] ~= weights[b] then
+                return weights[a] > weights[b]
+            end
+            return a < b
+        end)
+        for i = #found, most + 1, -1 do
+            found[i] = nil
         end
     end
     return found
@@ -223,8 +237,9 @@ return join(ARGV[1], ARGV[2], ARGV[3])
 # A link's first step (`enter`). KEYS: merged, by-item hash, live set, first-seen hash,
 # latest zset, the item's summary key, its candidate keys, then each lookup's keys in turn.
 # ARGV: item id, summary JSON, members key prefix, "again" ("1" or "0"), now (epoch s), the
-# read cutoff (epoch s), how many candidate keys, how many lookups, each lookup's key count
-# and `at_least`, then with a window: the trim cutoff (epoch s) and expiry (epoch ms).
+# read cutoff (epoch s), how many candidate keys, how many lookups, each lookup's key count,
+# `at_least` and `most` (-1: no bound), then with a window: the trim cutoff (epoch s) and
+# expiry (epoch ms).
 # Returns {story, 1 when entered now or 0, the items found by each lookup...}.
 ENTER_LUA = (
     LUA_HELPERS
@@ -241,14 +256,18 @@ end
 redis.call('SET', KEYS[6], ARGV[2])
 local story = join(item, item, ARGV[3])
 local own, lookups = tonumber(ARGV[7]), tonumber(ARGV[8])
-local trim_at, expiry = ARGV[9 + 2 * lookups], ARGV[10 + 2 * lookups]
+local trim_at, expiry = ARGV[9 + 3 * lookups], ARGV[10 + 3 * lookups]
 for i = 7, 6 + own do
     add_key(KEYS[i], item, ARGV[5], trim_at, expiry)
 end
 local reply, first = {story, 1}, 7 + own
 for n = 1, lookups do
-    local count, at_least = tonumber(ARGV[7 + 2 * n]), tonumber(ARGV[8 + 2 * n])
-    reply[#reply + 1] = count_candidates(first, first + count - 1, at_least, ARGV[6])
+    local at = 6 + 3 * n
+    local count, at_least, most = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    if most < 0 then
+        most = nil
+    end
+    reply[#reply + 1] = count_candidates(first, first + count - 1, at_least, ARGV[6], most)
     first = first + count
 end
 return reply
@@ -467,7 +486,8 @@ class RedisStoryIndex:
     ) -> Entry:
         story_key = self._keys.story_key
         own = [story_key(key) for key in set(keys)]
-        asked = [[story_key(key) for key in set(wanted)] for wanted, _ in lookups]
+        bounded = [Lookup(*lookup) for lookup in lookups]
+        asked = [[story_key(key) for key in set(lookup.keys)] for lookup in bounded]
         now = self.window.clock()
         reply = self._enter(
             keys=[
@@ -487,8 +507,12 @@ class RedisStoryIndex:
                 len(asked),
                 *(
                     value
-                    for wanted, (_, at_least) in zip(asked, lookups, strict=True)
-                    for value in (len(wanted), max(at_least, 1))
+                    for wanted, lookup in zip(asked, bounded, strict=True)
+                    for value in (
+                        len(wanted),
+                        max(lookup.at_least, 1),
+                        -1 if lookup.most is None else lookup.most,
+                    )
                 ),
                 *self._expiry_args(now),
             ],

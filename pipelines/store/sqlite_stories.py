@@ -252,13 +252,26 @@ class SQLiteStoryIndex:
         wait for the GIL in a busy crawl)."""
         cutoff = self.window.cutoff(now)
         parts, parameters = [], []
-        for n, (keys, at_least) in enumerate(lookups):
+        for n, lookup in enumerate(lookups):
+            keys, at_least, most = Lookup(*lookup)
+            if most is None:
+                parts.append(
+                    f"SELECT {n}, item FROM story_keys"  # noqa: S608 -- n is a number
+                    " WHERE key IN (SELECT value FROM json_each(?))"
+                    " AND seen >= ? GROUP BY item HAVING count(*) >= ?"
+                )
+                parameters += [_keys_json(keys), cutoff, at_least]
+                continue
+            # bounded: ranked by the weight of the keys shared (`Lookup`)
             parts.append(
-                f"SELECT {n}, item FROM story_keys"  # noqa: S608 -- n is a number
-                " WHERE key IN (SELECT value FROM json_each(?))"
-                " AND seen >= ? GROUP BY item HAVING count(*) >= ?"
+                f"SELECT * FROM (SELECT {n}, entry.item FROM story_keys AS entry"  # noqa: S608
+                " JOIN (SELECT key, 1.0 / count(*) AS weight FROM story_keys"
+                " WHERE key IN (SELECT value FROM json_each(?)) AND seen >= ? GROUP BY key)"
+                " AS shared ON entry.key = shared.key WHERE entry.seen >= ?"
+                " GROUP BY entry.item HAVING count(*) >= ?"
+                " ORDER BY sum(shared.weight) DESC, entry.item LIMIT ?)"
             )
-            parameters += [json.dumps(sorted(set(keys)), ensure_ascii=False), cutoff, at_least]
+            parameters += [_keys_json(keys), cutoff, cutoff, at_least, most]
         found: tuple[set[str], ...] = tuple(set() for _ in lookups)
         if parts:
             for n, item in self._db.execute(" UNION ALL ".join(parts), parameters):
@@ -411,3 +424,8 @@ class SQLiteStoryIndex:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _keys_json(keys: Iterable[str]) -> str:
+    """Keys as one bound value (a JSON array, read by ``json_each``), however many."""
+    return json.dumps(sorted(set(keys)), ensure_ascii=False)
