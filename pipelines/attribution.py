@@ -106,8 +106,8 @@ KK_NAME_STOP = re.compile(
 PRECEDING_WORD = re.compile(rf"({QUOTED}|[^\s,;:!?()«»\"]+)[ \t]*$")
 # What ends a word of PRECEDING_WORD besides whitespace, and the quotes of QUOTED.
 WORD_BREAKS = frozenset(',;:!?()«»"')
-OPENING_QUOTES = frozenset("«\"„“")
-CLOSING_QUOTES = frozenset("»\"”“")
+OPENING_QUOTES = frozenset('«"„“')
+CLOSING_QUOTES = frozenset('»"”“')
 QUOTED_LONGEST = 60  # characters between the quotes
 
 # Verbs of saying are matched case-sensitively so that the outlet must be capitalised.

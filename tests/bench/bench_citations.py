@@ -47,7 +47,7 @@ Text = tuple[str, tuple[str, ...]]  # a text and its body links
 def baseline_module() -> ModuleType:
     """`pipelines.attribution` as it was at `BASELINE_COMMIT`, a module of its own."""
     source = subprocess.run(
-        ["git", "show", f"{BASELINE_COMMIT}:pipelines/attribution.py"],  # noqa: S607
+        ["git", "show", f"{BASELINE_COMMIT}:pipelines/attribution.py"],
         capture_output=True,
         text=True,
         check=True,
