@@ -308,6 +308,9 @@ class AliasIndex:
         self._places: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         self._groups: dict[str, str] = {}
         self._sites: list[tuple[str, str, str]] = []  # (host, path prefix, key)
+        # The sites by host: (rank in `_sites`, path prefix, key), so that a URL is looked
+        # up by its host's suffixes rather than compared with every site (`source_of_url`).
+        self._sites_by_host: dict[str, list[tuple[int, str, str]]] = {}
         self._labels: dict[str, str] = {}  # first label of a site's host ("tengrinews")
         self._text_names: dict[str, list[tuple[int, str]]] = {}  # `_names_in`, oldest first
 
@@ -330,6 +333,8 @@ class AliasIndex:
             index._add_organisation(organisation, owned)
         # Longest site first: gov.kz/memleket/entities/minfin before a bare gov.kz.
         index._sites.sort(key=lambda site: len(site[0]) + len(site[1]), reverse=True)
+        for rank, (host, prefix, key) in enumerate(index._sites):
+            index._sites_by_host.setdefault(host, []).append((rank, prefix, key))
         for host, _, key in reversed(index._sites):  # the longest site keeps a label
             label = host.removeprefix("www.").split(".")[0]
             if "." in host and len(label) >= MIN_SITE_LABEL:
@@ -484,12 +489,19 @@ class AliasIndex:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower().rstrip(".")
         path = parts.path.rstrip("/") + "/"
-        for site_host, prefix, key in self._sites:
-            if (host == site_host or host.endswith("." + site_host)) and (
-                not prefix or path.startswith(prefix + "/")
-            ):
-                return key
-        return None
+        # A site holds the URL when its host is the URL's or a parent domain of it: one of
+        # these suffixes. Of several, the first in `_sites` (the longest) wins.
+        suffixes = [host, *(host[at + 1 :] for at, char in enumerate(host) if char == ".")]
+        found = min(
+            (
+                (rank, key)
+                for suffix in suffixes
+                for rank, prefix, key in self._sites_by_host.get(suffix, ())
+                if not prefix or path.startswith(prefix + "/")
+            ),
+            default=None,
+        )
+        return found[1] if found else None
 
     def source_of_host(self, host: str) -> str | None:
         return self.source_of_url(f"//{host}")
