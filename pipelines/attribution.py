@@ -101,8 +101,14 @@ KK_NAME_STOP = re.compile(
     r"^(?:деп|хабарлайды|хабарлады|жазады|жазды|және|бұл|туралы|тілшісі|[\w\-]+\.[a-z]{2,})$",
     re.IGNORECASE,
 )
-# A word, or a quoted title as one word ('"Казгидромет" предоставил').
+# A word, or a quoted title as one word ('"Казгидромет" предоставил'): what
+# `_preceding_word` finds, the leftmost match of this pattern in its window.
 PRECEDING_WORD = re.compile(rf"({QUOTED}|[^\s,;:!?()«»\"]+)[ \t]*$")
+# What ends a word of PRECEDING_WORD besides whitespace, and the quotes of QUOTED.
+WORD_BREAKS = frozenset(',;:!?()«»"')
+OPENING_QUOTES = frozenset('«"„“')
+CLOSING_QUOTES = frozenset('»"”“')
+QUOTED_LONGEST = 60  # characters between the quotes
 
 # Verbs of saying are matched case-sensitively so that the outlet must be capitalised.
 CASE_SENSITIVE = frozenset({"ru_says", "kk_says", "en_reported"})
@@ -302,6 +308,9 @@ class AliasIndex:
         self._places: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         self._groups: dict[str, str] = {}
         self._sites: list[tuple[str, str, str]] = []  # (host, path prefix, key)
+        # The sites by host: (rank in `_sites`, path prefix, key), so that a URL is looked
+        # up by its host's suffixes rather than compared with every site (`source_of_url`).
+        self._sites_by_host: dict[str, list[tuple[int, str, str]]] = {}
         self._labels: dict[str, str] = {}  # first label of a site's host ("tengrinews")
         self._text_names: dict[str, list[tuple[int, str]]] = {}  # `_names_in`, oldest first
 
@@ -324,6 +333,8 @@ class AliasIndex:
             index._add_organisation(organisation, owned)
         # Longest site first: gov.kz/memleket/entities/minfin before a bare gov.kz.
         index._sites.sort(key=lambda site: len(site[0]) + len(site[1]), reverse=True)
+        for rank, (host, prefix, key) in enumerate(index._sites):
+            index._sites_by_host.setdefault(host, []).append((rank, prefix, key))
         for host, _, key in reversed(index._sites):  # the longest site keeps a label
             label = host.removeprefix("www.").split(".")[0]
             if "." in host and len(label) >= MIN_SITE_LABEL:
@@ -478,12 +489,19 @@ class AliasIndex:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower().rstrip(".")
         path = parts.path.rstrip("/") + "/"
-        for site_host, prefix, key in self._sites:
-            if (host == site_host or host.endswith("." + site_host)) and (
-                not prefix or path.startswith(prefix + "/")
-            ):
-                return key
-        return None
+        # A site holds the URL when its host is the URL's or a parent domain of it: one of
+        # these suffixes. Of several, the first in `_sites` (the longest) wins.
+        suffixes = [host, *(host[at + 1 :] for at, char in enumerate(host) if char == ".")]
+        found = min(
+            (
+                (rank, key)
+                for suffix in suffixes
+                for rank, prefix, key in self._sites_by_host.get(suffix, ())
+                if not prefix or path.startswith(prefix + "/")
+            ),
+            default=None,
+        )
+        return found[1] if found else None
 
     def source_of_host(self, host: str) -> str | None:
         return self.source_of_url(f"//{host}")
@@ -577,15 +595,48 @@ def _clean_name(name: str) -> str:
     return " ".join(name.translate(QUOTES).split())
 
 
+def _preceding_word(text: str, lo: int, end: int) -> tuple[int, int] | None:
+    """The span of the word (or quoted title) that `text[lo:end]` ends with, trailing
+    spaces and tabs and one line break aside: ``PRECEDING_WORD.search(text, lo, end)``.
+
+    Read backwards from `end`: a `$`-anchored search tries every start in the window, and
+    ran several times for every verb of saying in a text (`_kazakh_name_start`).
+    """
+    # `$` matches at `end` or before a line break there; nothing can end before a break.
+    tail = end - 1 if end > lo and text[end - 1] == "\n" else end
+    word_end = tail
+    while word_end > lo and text[word_end - 1] in " \t":
+        word_end -= 1
+    if word_end == lo:
+        return None
+    start = word_end  # the leftmost start wins: the whole run of word characters
+    while start > lo and not (text[start - 1].isspace() or text[start - 1] in WORD_BREAKS):
+        start -= 1
+    if text[word_end - 1] in CLOSING_QUOTES:
+        # A quoted title: an opening quote, 1 to QUOTED_LONGEST characters that close no
+        # quote, the closing one. It starts left of the run when it holds a space.
+        at = word_end - 2
+        while at >= max(lo, word_end - QUOTED_LONGEST - 2):
+            if text[at] in OPENING_QUOTES and at <= word_end - 3:
+                start = min(start, at)
+            if text[at] in CLOSING_QUOTES:
+                break
+            at -= 1
+    return (start, word_end) if start < word_end else None
+
+
 def _kazakh_name_start(text: str, verb_start: int) -> int:
     """Where the name cited before a Kazakh verb of citing begins (scanning backwards)."""
     start = verb_start
     for _ in range(KK_NAME_WORDS):
-        word = PRECEDING_WORD.search(text, max(0, start - KK_NAME_LOOKBACK), start)
-        # A word ending in a full stop closes the previous sentence, not the name.
-        if word is None or KK_NAME_STOP.match(word.group(1)) or word.group(1).endswith("."):
+        span = _preceding_word(text, max(0, start - KK_NAME_LOOKBACK), start)
+        if span is None:
             break
-        start = word.start(1)
+        word = text[span[0] : span[1]]
+        # A word ending in a full stop closes the previous sentence, not the name.
+        if KK_NAME_STOP.match(word) or word.endswith("."):
+            break
+        start = span[0]
     return start
 
 
