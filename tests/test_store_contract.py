@@ -379,6 +379,26 @@ def test_sqlite_file_is_wal_with_readable_json(tmp_path: Path) -> None:
     assert title == ("Минфин",)
 
 
+def test_sqlite_wal_is_copied_back_by_the_stores_checkpointer_not_by_commits(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/p.db")
+    index = store.story_index()
+    for connection in (store._db, index._db):
+        assert connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    index.close()
+    store._checkpointer.close()  # stopped: nothing copies the WAL back now
+    file = tmp_path / "p.db"
+    before = file.stat().st_size
+    text = "Министерство финансов " * 200
+    for n in range(50):
+        store.add_item(make_item(str(n), text=text))
+    assert file.stat().st_size == before  # every commit stayed in the WAL
+    store._checkpointer = sqlite_store.WalCheckpointer(store.path, every=3600)
+    store.close()  # the checkpointer's last copy, before the connection closes
+    assert file.stat().st_size > 50 * len(text.encode())
+
+
 def test_text_search_finds_word_prefixes_and_phrases(store: Store) -> None:
     # Deliberately words, not substrings: SQLite's word index is what keeps storing cheap,
     # and Redis, which scans, means the same by a query.

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sqlite3
+import threading
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -202,13 +203,8 @@ def missing_store(path: str, *, create: bool) -> str | None:
     return None
 
 
-# Pages the WAL may hold before a commit copies them back into the file (SQLite: 1000).
-# A linked item writes ~95 candidate keys to random places of story_keys, so each commit
-# puts ~90 pages in the WAL, and at 1000 a crawl's commit checkpointed every ~11 items,
-# rewriting the same pages again and again in its store thread; at 10,000 (a WAL of up to
-# 40 MB) a page changed by many items is copied once (bench_crawl news, SQLite: 0.50 of
-# plain at 1000, 0.52 at 10,000, interleaved runs).
-WAL_CHECKPOINT_PAGES = 10_000
+# How often a store's own thread copies the WAL back into the file (`WalCheckpointer`).
+CHECKPOINT_EVERY_S = 1.0
 
 
 def connect(path: str, *, synchronous: str = "NORMAL", create: bool = True) -> sqlite3.Connection:
@@ -245,7 +241,7 @@ def connect(path: str, *, synchronous: str = "NORMAL", create: bool = True) -> s
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
-        db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        db.execute("PRAGMA wal_autocheckpoint = 0")  # a `WalCheckpointer` does it
     except sqlite3.Error as exc:
         db.close()
         raise StoreError(cannot_open(path, exc)) from exc
@@ -275,6 +271,52 @@ def _translating_errors(
     return wrapper
 
 
+class WalCheckpointer:
+    """Copies a file's WAL back into it every `every` seconds, from a thread and a
+    connection of its own, until `close`.
+
+    SQLite would do it in the commit that fills the WAL past 1000 pages, in the writer's
+    thread: a linked item writes ~95 candidate keys to random places of story_keys, ~90
+    pages, so a crawl's store thread copied ~1000 pages every ~11 items (bench_link_scale:
+    a link's p99 was such a commit), and rewrote pages many items change again and again.
+    Here the copy runs beside the writers (a PASSIVE checkpoint takes no lock that a
+    writer or reader waits for) and in C, off the GIL. Every connection of `connect` turns
+    SQLite's own checkpoints off, so each store object runs one of these.
+    """
+
+    def __init__(self, path: str, every: float = CHECKPOINT_EVERY_S) -> None:
+        self.path = path
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self.path == ":memory:":  # no file, no WAL
+            return
+        target = Path(self.path).resolve().as_uri() + "?mode=rw"  # never creates the file
+        try:
+            db = sqlite3.connect(target, uri=True, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return
+        try:
+            while not self._stop.wait(self.every):
+                self._checkpoint(db)
+            self._checkpoint(db)
+        finally:
+            db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # another checkpoint running, the file gone: next time
+            logger.debug("WAL checkpoint of %s skipped: %s", self.path, exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class SQLiteStore:
     """Items, validators and runs in one SQLite file (``sqlite:///path.db``).
 
@@ -295,6 +337,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(cannot_open(self.path, exc)) from exc
+        self._checkpointer = WalCheckpointer(self.path)
 
     def _create_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -546,4 +589,5 @@ class SQLiteStore:
         return SQLiteOutbox(self.path)
 
     def close(self) -> None:
+        self._checkpointer.close()
         self._db.close()

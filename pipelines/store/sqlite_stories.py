@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from pipelines.store.base import StoreError
-from pipelines.store.sqlite import BUSY_TIMEOUT_S, cannot_open, connect
+from pipelines.store.sqlite import BUSY_TIMEOUT_S, WalCheckpointer, cannot_open, connect
 from pipelines.story_index import (
     Entry,
     ItemSummary,
@@ -168,6 +168,7 @@ class SQLiteStoryIndex:
                 self._db.execute("ROLLBACK")
             self._db.close()
             raise StoreError(cannot_open(path, exc)) from exc
+        self._checkpointer = WalCheckpointer(path)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -423,6 +424,7 @@ class SQLiteStoryIndex:
         return [(seq, story) for seq, story in rows]
 
     def close(self) -> None:
+        self._checkpointer.close()
         self._db.close()
 
 
