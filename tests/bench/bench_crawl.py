@@ -21,7 +21,8 @@ robots.txt on). Prints one JSON line per variant (pages/s) and the ratios to pla
 target >= 0.5. Each line also gives CPU ms per page: the crawl process
 (``cpu_ms_per_page``), its extraction workers (``worker_cpu_ms_per_page``) and the replay
 server (``server_cpu_ms_per_page``; every page is rendered and cached before anything is
-timed). On 2 cores the full crawl is bound by the sum of the first two.
+timed) and, for a Redis crawl, the redis-server (``redis_cpu_ms_per_page``). On 2 cores
+the full crawl is bound by the sum of them all.
 """
 
 from __future__ import annotations
@@ -191,8 +192,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def throwaway_redis(workdir: Path) -> Iterator[str]:
-    """A redis-server on a free loopback port, without persistence, until the block ends."""
+def throwaway_redis(workdir: Path) -> Iterator[tuple[str, psutil.Process]]:
+    """A redis-server on a free loopback port, without persistence, until the block ends:
+    its URL and its process (whose CPU a Redis crawl's line counts)."""
     port = free_port()
     command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir)]
     command += ["--save", "", "--appendonly", "no", "--logfile", "", "--daemonize", "no"]
@@ -206,7 +208,7 @@ def throwaway_redis(workdir: Path) -> Iterator[str]:
             raise SystemExit(f"redis-server did not start: {command}")
         # keep reading its log so that a full pipe never blocks the server
         threading.Thread(target=server.stdout.read, daemon=True).start()
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", psutil.Process(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -251,18 +253,18 @@ def main() -> None:
         work = Path(tmp)
         redis_dir = work / "redis"
         redis_dir.mkdir()
-        with throwaway_redis(redis_dir) if not args.skip_redis else _none() as redis_url:
+        with throwaway_redis(redis_dir) if not args.skip_redis else _none() as redis:
             for name in wanted:
                 pages_dir = work / name
                 pages_dir.mkdir()
-                bench_pages(name, page_sets[name](), pages_dir, redis_url, args)
+                bench_pages(name, page_sets[name](), pages_dir, redis, args)
 
 
 def bench_pages(
     pages_name: str,
     articles: list[ReplayArticle],
     work: Path,
-    redis_url: str | None,
+    redis: tuple[str, psutil.Process] | None,
     args: argparse.Namespace,
 ) -> None:
     """The plain baseline and the full crawls over one page set, served by its own replay
@@ -306,8 +308,8 @@ def bench_pages(
         )
 
         stores = {"sqlite": f"sqlite:///{work}/bench.db"}
-        if redis_url:
-            stores["redis"] = redis_url
+        if redis:
+            stores["redis"] = redis[0]
         # "full": the backbone's pipeline (parse, clean, dedup, store); "+stories": with
         # story linking (pipelines.syndication) as a crawl runs by default.
         # "_selector": the SQLite variant for a source with a body selector. The news set
@@ -327,8 +329,14 @@ def bench_pages(
             store_url = base_url.replace("bench.db", f"bench-{variant}.db")
             if store_url.startswith("redis"):
                 store_url += f"?prefix=pw-{pages_name}-{variant}:"
+            store_server = redis[1] if redis and store_url.startswith("redis") else None
             full_rate = run_full(
-                f"{pages_name}/{variant}", store_url, config_file, site, args.workers, linking
+                f"{pages_name}/{variant}",
+                store_url,
+                config_file,
+                (site, store_server),
+                args.workers,
+                linking,
             )
             line(
                 pages_set=pages_name,
@@ -342,22 +350,25 @@ def run_full(
     variant: str,
     store_url: str,
     sources: Path,
-    site: psutil.Process,
+    servers: tuple[psutil.Process, psutil.Process | None],
     workers: int,
     linking: bool,
 ) -> float:
-    """One full crawl into `store_url`; prints its line and returns its pages per second."""
+    """One full crawl into `store_url`; prints its line and returns its pages per second.
+    `servers`: the replay site's process, and the Redis server's for a Redis crawl."""
     full_settings = {
         **BENCH_SETTINGS,
         "PRESSWATCH_PARSE_WORKERS": workers,
         "SYNDICATION_ENABLED": linking,
     }
     settings = [f"--set={k}={json.dumps(v)}" for k, v in full_settings.items()]
-    server_cpu = _cpu(site)
+    site, store_server = servers
+    server_cpu, store_cpu = _cpu(site), _cpu(store_server) if store_server else 0.0
     full = child(
         ["-m", "crawler.run", "--sources", str(sources), "--store", store_url, *settings, PORTAL]
     )
     server_cpu = _cpu(site) - server_cpu
+    store_cpu = _cpu(store_server) - store_cpu if store_server else 0.0
     cpu, worker_cpu, stats = full["cpu_seconds"], full["worker_cpu_seconds"], full[PORTAL]
     pages, seconds, full_rate = rate(stats, "store/new")
     line(
@@ -368,6 +379,7 @@ def run_full(
         cpu_ms_per_page=round(1000 * cpu / max(pages, 1), 1),
         worker_cpu_ms_per_page=round(1000 * worker_cpu / max(pages, 1), 1),
         server_cpu_ms_per_page=round(1000 * server_cpu / max(pages, 1), 2),
+        redis_cpu_ms_per_page=round(1000 * store_cpu / max(pages, 1), 2),
         requests=stats.get("downloader/request_count"),
         dropped={k: v for k, v in stats.items() if k.startswith(("dedup/", "portal/e"))},
         finish_reason=stats.get("finish_reason"),
