@@ -88,26 +88,37 @@ end
 # the key expire at `expiry` (epoch ms) unless it lives longer already. `count_candidates`:
 # the items under at least `at_least` of KEYS[first..last] written since `since`, counted
 # here rather than by ZUNION, whose scores would add up times, not keys; with `most`, only
-# that many, ranked as `Lookup` says (ids are hex: `<` is bytewise).
+# that many, ranked as `Lookup` says (ids are hex: `<` is bytewise). `legacy`: keys may
+# still be sets from before the window (until the sweep marks the store, see `_sweep`);
+# once they cannot be, no key's type is asked. A link writes ~95 keys and reads ~150: each
+# call a Lua script makes costs the server about a microsecond, and these were ~5 a key.
 LUA_CANDIDATE_KEYS = (
     LUA_TIMED
     + """
-local function add_key(key, item, now, cutoff, expiry)
-    timed(key, now)
+local function add_key(key, item, now, cutoff, expiry, legacy)
+    if legacy then
+        timed(key, now)
+    end
+    if not cutoff then
+        redis.call('ZADD', key, 'GT', now, item)
+        return
+    end
+    -- -2: a new key, which holds nothing to trim; -1: no expiry yet.
+    local expires = redis.call('PEXPIRETIME', key)
     redis.call('ZADD', key, 'GT', now, item)
-    if cutoff then
+    if expires ~= -2 then
         redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. cutoff)
-        -- -1: no expiry yet. A time already past deletes the key: all of it is old.
-        if redis.call('PEXPIRETIME', key) < tonumber(expiry) then
-            redis.call('PEXPIREAT', key, expiry)
-        end
+    end
+    -- A time already past deletes the key: all of it is old.
+    if expires < tonumber(expiry) then
+        redis.call('PEXPIREAT', key, expiry)
     end
 end
-local function count_candidates(first, last, at_least, since, most)
+local function count_candidates(first, last, at_least, since, most, legacy)
     local counts, weights, found = {}, {}, {}
     for i = first, last do
         local members
-        if redis.call('TYPE', KEYS[i]).ok == 'set' then
+        if legacy and redis.call('TYPE', KEYS[i]).ok == 'set' then
             members = redis.call('SMEMBERS', KEYS[i])
         else
             members = redis.call('ZRANGE', KEYS[i], since, '+inf', 'BYSCORE')
@@ -146,7 +157,7 @@ ADD_KEYS_LUA = (
     LUA_CANDIDATE_KEYS
     + """
 for i = 1, #KEYS do
-    add_key(KEYS[i], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+    add_key(KEYS[i], ARGV[1], ARGV[2], ARGV[3], ARGV[4], true)
 end
 return #KEYS
 """
@@ -156,7 +167,7 @@ return #KEYS
 CANDIDATES_LUA = (
     LUA_CANDIDATE_KEYS
     + """
-return count_candidates(1, #KEYS, tonumber(ARGV[1]), ARGV[2])
+return count_candidates(1, #KEYS, tonumber(ARGV[1]), ARGV[2], nil, true)
 """
 )
 
@@ -235,7 +246,8 @@ return join(ARGV[1], ARGV[2], ARGV[3])
 )
 
 # A link's first step (`enter`). KEYS: merged, by-item hash, live set, first-seen hash,
-# latest zset, the item's summary key, its candidate keys, then each lookup's keys in turn.
+# latest zset, the item's summary key, the mark of a store whose candidate keys are all
+# timed (`Keys.story_keys_timed`), its candidate keys, then each lookup's keys in turn.
 # ARGV: item id, summary JSON, members key prefix, "again" ("1" or "0"), now (epoch s), the
 # read cutoff (epoch s), how many candidate keys, how many lookups, each lookup's key count,
 # `at_least` and `most` (-1: no bound), then with a window: the trim cutoff (epoch s) and
@@ -255,19 +267,20 @@ if ARGV[4] ~= '1' then
 end
 redis.call('SET', KEYS[6], ARGV[2])
 local story = join(item, item, ARGV[3])
+local legacy = redis.call('EXISTS', KEYS[7]) == 0
 local own, lookups = tonumber(ARGV[7]), tonumber(ARGV[8])
 local trim_at, expiry = ARGV[9 + 3 * lookups], ARGV[10 + 3 * lookups]
-for i = 7, 6 + own do
-    add_key(KEYS[i], item, ARGV[5], trim_at, expiry)
+for i = 8, 7 + own do
+    add_key(KEYS[i], item, ARGV[5], trim_at, expiry, legacy)
 end
-local reply, first = {story, 1}, 7 + own
+local reply, first = {story, 1}, 8 + own
 for n = 1, lookups do
     local at = 6 + 3 * n
     local count, at_least, most = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
     if most < 0 then
         most = nil
     end
-    reply[#reply + 1] = count_candidates(first, first + count - 1, at_least, ARGV[6], most)
+    reply[#reply + 1] = count_candidates(first, first + count - 1, at_least, ARGV[6], most, legacy)
     first = first + count
 end
 return reply
@@ -493,6 +506,7 @@ class RedisStoryIndex:
             keys=[
                 *self._story_keys(),
                 self._keys.story_item(summary.id),
+                self._keys.story_keys_timed(),
                 *own,
                 *(key for wanted in asked for key in wanted),
             ],
