@@ -207,7 +207,13 @@ def missing_store(path: str, *, create: bool) -> str | None:
 CHECKPOINT_EVERY_S = 1.0
 
 
-def connect(path: str, *, synchronous: str = "NORMAL", create: bool = True) -> sqlite3.Connection:
+def connect(
+    path: str,
+    *,
+    synchronous: str = "NORMAL",
+    create: bool = True,
+    checkpointed_elsewhere: bool = False,
+) -> sqlite3.Connection:
     """A connection to the store file as every part of the store opens it.
 
     Autocommit (``isolation_level=None``): a write outside ``BEGIN`` is one statement, so
@@ -218,7 +224,9 @@ def connect(path: str, *, synchronous: str = "NORMAL", create: bool = True) -> s
     corrupts the file, and a lost item is fetched again by the next crawl; the alert
     outbox, whose loss would mean a silent or double alert, asks for FULL.
     `create`: whether a missing file may be created (never its directory; see
-    `missing_store`). Raises `StoreError` naming the file when it cannot be opened.
+    `missing_store`). `checkpointed_elsewhere`: a `WalCheckpointer` copies the WAL back,
+    so this connection's commits leave it. Raises `StoreError` naming the file when it
+    cannot be opened.
     """
     problem = missing_store(path, create=create)
     if problem is not None:
@@ -241,7 +249,8 @@ def connect(path: str, *, synchronous: str = "NORMAL", create: bool = True) -> s
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
-        db.execute("PRAGMA wal_autocheckpoint = 0")  # a `WalCheckpointer` does it
+        if checkpointed_elsewhere:  # by a `WalCheckpointer`, not in this connection's commits
+            db.execute("PRAGMA wal_autocheckpoint = 0")
     except sqlite3.Error as exc:
         db.close()
         raise StoreError(cannot_open(path, exc)) from exc
@@ -280,8 +289,9 @@ class WalCheckpointer:
     pages, so a crawl's store thread copied ~1000 pages every ~11 items (bench_link_scale:
     a link's p99 was such a commit), and rewrote pages many items change again and again.
     Here the copy runs beside the writers (a PASSIVE checkpoint takes no lock that a
-    writer or reader waits for) and in C, off the GIL. Every connection of `connect` turns
-    SQLite's own checkpoints off, so each store object runs one of these.
+    writer or reader waits for) and in C, off the GIL. The store and its story index run
+    one each and open their connections with SQLite's own checkpoints off
+    (`connect`'s `checkpointed_elsewhere`); the outbox and the job store keep them.
     """
 
     def __init__(self, path: str, every: float = CHECKPOINT_EVERY_S) -> None:
@@ -328,7 +338,7 @@ class SQLiteStore:
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url  # a SQLite URL carries no password
         self.path = path_from_url(url)
-        self._db = connect(self.path, create=create)
+        self._db = connect(self.path, create=create, checkpointed_elsewhere=True)
         try:
             self._create_schema()
         except StoreError:
