@@ -380,7 +380,7 @@ def test_sqlite_file_is_wal_with_readable_json(tmp_path: Path) -> None:
 
 
 def test_sqlite_wal_is_copied_back_by_the_stores_checkpointer_not_by_commits(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path}/p.db")
     index = store.story_index()
@@ -388,15 +388,19 @@ def test_sqlite_wal_is_copied_back_by_the_stores_checkpointer_not_by_commits(
         assert connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
     index.close()
     store._checkpointer.close()  # stopped: nothing copies the WAL back now
-    file = tmp_path / "p.db"
+    file, wal = tmp_path / "p.db", tmp_path / "p.db-wal"
     before = file.stat().st_size
     text = "Министерство финансов " * 200
     for n in range(50):
         store.add_item(make_item(str(n), text=text))
     assert file.stat().st_size == before  # every commit stayed in the WAL
-    store._checkpointer = sqlite_store.WalCheckpointer(store.path, every=3600)
-    store.close()  # the checkpointer's last copy, before the connection closes
-    assert file.stat().st_size > 50 * len(text.encode())
+    assert wal.stat().st_size > 50 * len(text.encode())
+    monkeypatch.setattr(sqlite_store, "WAL_TRUNCATE_BYTES", 1024)
+    sqlite_store.WalCheckpointer(store.path, every=3600).close()  # one checkpoint, at close
+    assert file.stat().st_size > 50 * len(text.encode())  # copied back
+    assert wal.stat().st_size == 0  # and the WAL, past the bound, emptied
+    assert len(store.items(ItemQuery(limit=100))) == 50
+    store.close()
 
 
 def test_text_search_finds_word_prefixes_and_phrases(store: Store) -> None:

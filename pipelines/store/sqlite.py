@@ -205,6 +205,8 @@ def missing_store(path: str, *, create: bool) -> str | None:
 
 # How often a store's own thread copies the WAL back into the file (`WalCheckpointer`).
 CHECKPOINT_EVERY_S = 1.0
+# A WAL file past this size is emptied by its `WalCheckpointer` when no write is under way.
+WAL_TRUNCATE_BYTES = 64 * 1024 * 1024
 
 
 def connect(
@@ -212,7 +214,7 @@ def connect(
     *,
     synchronous: str = "NORMAL",
     create: bool = True,
-    checkpointed_elsewhere: bool = False,
+    checkpointed_beside: bool = False,
 ) -> sqlite3.Connection:
     """A connection to the store file as every part of the store opens it.
 
@@ -224,9 +226,9 @@ def connect(
     corrupts the file, and a lost item is fetched again by the next crawl; the alert
     outbox, whose loss would mean a silent or double alert, asks for FULL.
     `create`: whether a missing file may be created (never its directory; see
-    `missing_store`). `checkpointed_elsewhere`: a `WalCheckpointer` copies the WAL back,
-    so this connection's commits leave it. Raises `StoreError` naming the file when it
-    cannot be opened.
+    `missing_store`). `checkpointed_beside`: a `WalCheckpointer` copies the WAL back, and
+    this connection's commits never do. Raises `StoreError` naming the file when it cannot
+    be opened.
     """
     problem = missing_store(path, create=create)
     if problem is not None:
@@ -249,7 +251,7 @@ def connect(
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
-        if checkpointed_elsewhere:  # by a `WalCheckpointer`, not in this connection's commits
+        if checkpointed_beside:  # by a `WalCheckpointer`, not in this connection's commits
             db.execute("PRAGMA wal_autocheckpoint = 0")
     except sqlite3.Error as exc:
         db.close()
@@ -284,19 +286,24 @@ class WalCheckpointer:
     """Copies a file's WAL back into it every `every` seconds, from a thread and a
     connection of its own, until `close`.
 
-    SQLite would do it in the commit that fills the WAL past 1000 pages, in the writer's
+    SQLite does it in the commit that fills the WAL past 1000 pages, in the writer's
     thread: a linked item writes ~95 candidate keys to random places of story_keys, ~90
     pages, so a crawl's store thread copied ~1000 pages every ~11 items (bench_link_scale:
-    a link's p99 was such a commit), and rewrote pages many items change again and again.
-    Here the copy runs beside the writers (a PASSIVE checkpoint takes no lock that a
-    writer or reader waits for) and in C, off the GIL. The store and its story index run
-    one each and open their connections with SQLite's own checkpoints off
-    (`connect`'s `checkpointed_elsewhere`); the outbox and the job store keep them.
+    a link's p99 was such a commit) and rewrote pages many items change again and again.
+    Here the copying runs beside the writers, in C and off the GIL: a PASSIVE checkpoint,
+    which takes no lock a writer or reader waits for. The WAL starts over only at a write
+    that follows a checkpoint of all of it, which a busy crawl never leaves time for; so a
+    WAL file past `WAL_TRUNCATE_BYTES` is checkpointed with TRUNCATE, which takes the write
+    lock when no write is under way (no waiting: the connection has no busy timeout, and
+    it tries again at the next tick), copies the little PASSIVE left and empties the file.
+    The store and its story index run one each, and open their connections with SQLite's
+    own checkpoints off (`connect`'s `checkpointed_beside`).
     """
 
     def __init__(self, path: str, every: float = CHECKPOINT_EVERY_S) -> None:
         self.path = path
         self.every = every
+        self._wal = Path(f"{path}-wal")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
@@ -306,7 +313,9 @@ class WalCheckpointer:
             return
         target = Path(self.path).resolve().as_uri() + "?mode=rw"  # never creates the file
         try:
-            db = sqlite3.connect(target, uri=True, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                target, uri=True, timeout=0, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error:
             return
         try:
@@ -319,7 +328,9 @@ class WalCheckpointer:
     def _checkpoint(self, db: sqlite3.Connection) -> None:
         try:
             db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # another checkpoint running, the file gone: next time
+            if self._wal.exists() and self._wal.stat().st_size > WAL_TRUNCATE_BYTES:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except (sqlite3.Error, OSError) as exc:  # a write under way, the file gone: next tick
             logger.debug("WAL checkpoint of %s skipped: %s", self.path, exc)
 
     def close(self) -> None:
@@ -338,7 +349,7 @@ class SQLiteStore:
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url  # a SQLite URL carries no password
         self.path = path_from_url(url)
-        self._db = connect(self.path, create=create, checkpointed_elsewhere=True)
+        self._db = connect(self.path, create=create, checkpointed_beside=True)
         try:
             self._create_schema()
         except StoreError:

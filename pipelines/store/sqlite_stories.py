@@ -150,7 +150,7 @@ class SQLiteStoryIndex:
         self.window = window or KeyWindow()
         self._next_purge = float("-inf")
         self._items_table = False  # whether the file has the store's items table (yet)
-        self._db = connect(path, checkpointed_elsewhere=True)
+        self._db = connect(path, checkpointed_beside=True)
         self._lock = threading.Lock()
         try:
             # IMMEDIATE takes the write lock first, so two processes creating the tables of a
