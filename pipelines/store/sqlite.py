@@ -205,8 +205,10 @@ def missing_store(path: str, *, create: bool) -> str | None:
 
 # How often a store's own thread copies the WAL back into the file (`WalCheckpointer`).
 CHECKPOINT_EVERY_S = 1.0
-# A WAL file past this size is emptied by its `WalCheckpointer` when no write is under way.
+# A WAL file past this size is emptied by its `WalCheckpointer`, which waits this long at
+# most for a write under way to end (a link's transaction takes a few milliseconds).
 WAL_TRUNCATE_BYTES = 64 * 1024 * 1024
+TRUNCATE_WAIT_S = 0.1
 
 
 def connect(
@@ -293,9 +295,9 @@ class WalCheckpointer:
     Here the copying runs beside the writers, in C and off the GIL: a PASSIVE checkpoint,
     which takes no lock a writer or reader waits for. The WAL starts over only at a write
     that follows a checkpoint of all of it, which a busy crawl never leaves time for; so a
-    WAL file past `WAL_TRUNCATE_BYTES` is checkpointed with TRUNCATE, which takes the write
-    lock when no write is under way (no waiting: the connection has no busy timeout, and
-    it tries again at the next tick), copies the little PASSIVE left and empties the file.
+    WAL file past `WAL_TRUNCATE_BYTES` is checkpointed with TRUNCATE, which waits up to
+    `TRUNCATE_WAIT_S` for the write under way (else it tries again at the next tick), holds
+    writers back while it copies the little PASSIVE left, and empties the file.
     The store and its story index run one each, and open their connections with SQLite's
     own checkpoints off (`connect`'s `checkpointed_beside`).
     """
@@ -314,7 +316,11 @@ class WalCheckpointer:
         target = Path(self.path).resolve().as_uri() + "?mode=rw"  # never creates the file
         try:
             db = sqlite3.connect(
-                target, uri=True, timeout=0, isolation_level=None, check_same_thread=False
+                target,
+                uri=True,
+                timeout=TRUNCATE_WAIT_S,  # PASSIVE never waits
+                isolation_level=None,
+                check_same_thread=False,
             )
         except sqlite3.Error:
             return
@@ -330,7 +336,7 @@ class WalCheckpointer:
             db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             if self._wal.exists() and self._wal.stat().st_size > WAL_TRUNCATE_BYTES:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except (sqlite3.Error, OSError) as exc:  # a write under way, the file gone: next tick
+        except (sqlite3.Error, OSError) as exc:  # writes went on, the file is gone: next tick
             logger.debug("WAL checkpoint of %s skipped: %s", self.path, exc)
 
     def close(self) -> None:
