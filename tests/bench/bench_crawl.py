@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import redis
 import scrapy
 import yaml
 from scrapy.crawler import CrawlerProcess
@@ -364,11 +366,14 @@ def run_full(
     settings = [f"--set={k}={json.dumps(v)}" for k, v in full_settings.items()]
     site, store_server = servers
     server_cpu, store_cpu = _cpu(site), _cpu(store_server) if store_server else 0.0
+    commands = redis_commands(store_url) if store_server else Counter()
     full = child(
         ["-m", "crawler.run", "--sources", str(sources), "--store", store_url, *settings, PORTAL]
     )
     server_cpu = _cpu(site) - server_cpu
     store_cpu = _cpu(store_server) - store_cpu if store_server else 0.0
+    if store_server:
+        commands = redis_commands(store_url) - commands
     cpu, worker_cpu, stats = full["cpu_seconds"], full["worker_cpu_seconds"], full[PORTAL]
     pages, seconds, full_rate = rate(stats, "store/new")
     line(
@@ -380,11 +385,24 @@ def run_full(
         worker_cpu_ms_per_page=round(1000 * worker_cpu / max(pages, 1), 1),
         server_cpu_ms_per_page=round(1000 * server_cpu / max(pages, 1), 2),
         redis_cpu_ms_per_page=round(1000 * store_cpu / max(pages, 1), 2),
+        redis_commands_per_page={
+            name: round(count / max(pages, 1), 2) for name, count in commands.most_common(8)
+        },
         requests=stats.get("downloader/request_count"),
         dropped={k: v for k, v in stats.items() if k.startswith(("dedup/", "portal/e"))},
         finish_reason=stats.get("finish_reason"),
     )
     return full_rate
+
+
+def redis_commands(store_url: str) -> Counter[str]:
+    """How many times the Redis server has run each command (a script is EVALSHA)."""
+    client = redis.Redis.from_url(store_url.split("?", 1)[0])
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()})
 
 
 def _cpu(process: psutil.Process) -> float:
