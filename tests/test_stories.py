@@ -6,7 +6,9 @@ from datetime import date
 from typing import Any
 
 import pytest
+from itemadapter import ItemAdapter
 
+import pipelines.stories as stories_module
 from crawler.config import Source
 from crawler.items import item_id
 from pipelines.stories import (
@@ -242,3 +244,43 @@ def test_a_link_rechecks_only_the_namesakes_that_share_the_rarest_names(sources)
     index.get_items = lambda ids: read.append(len(list(ids))) or get_items(ids)  # type: ignore[method-assign]
     linker.link(item)
     assert read[0] == MAX_NAMESAKES  # then the story's own members, to assemble it
+
+
+UNBOUNDED = 10**9  # namesakes re-checked: all of them
+
+
+def _stories(items: list[dict[str, Any]], sources: Any) -> set[frozenset[str]]:
+    linker = StoryLinker(MemoryStoryIndex(), sources)
+    for item in items:
+        linker.link(item)
+    groups: dict[str | None, set[str]] = {}
+    for item in items:
+        item_key = linker.summary(item).id
+        groups.setdefault(linker.index.story_of(item_key), set()).add(item_key)
+    return {frozenset(group) for group in groups.values()}
+
+
+def test_the_namesake_bound_leaves_the_demo_stories_as_they_were(
+    sources, items, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bounded = _stories(list(items.values()), sources)
+    monkeypatch.setattr(stories_module, "MAX_NAMESAKES", UNBOUNDED)
+    assert _stories(list(items.values()), sources) == bounded
+
+
+def test_the_namesake_bound_leaves_a_real_news_day_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 618 articles of 18 Nov 2019: an item has up to 371 namesakes, 32 re-checked."""
+    bench = pytest.importorskip("tests.bench.bench_stories")
+    if not bench.NEWS_DAY.is_dir():
+        pytest.skip(f"{bench.NEWS_DAY} is not on this machine")
+    identify = bench.language_identifier()
+    items = [
+        dict(ItemAdapter(bench.load_news_doc(path, identify)).items())
+        for path in sorted(bench.NEWS_DAY.iterdir())
+    ]
+    items.sort(key=lambda item: (item.get("published_at") or "", item["url"]))
+    bounded = _stories(items, [])
+    monkeypatch.setattr(stories_module, "MAX_NAMESAKES", UNBOUNDED)
+    assert _stories(items, []) == bounded
