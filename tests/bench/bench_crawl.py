@@ -1,7 +1,7 @@
 """Crawl throughput: the full pipeline against plain Scrapy downloads of the same pages.
 
     uv run python -m tests.bench.bench_crawl [--articles 2000] [--paragraphs 55] [--no-stories]
-        [--pages 40kb,news]
+        [--pages 40kb,news] [--repeat 1]
 
 A replay portal (its own process) serves Russian article pages, found through a sitemap
 index, in two sets: ``40kb`` (every page ~40 KB, ``--paragraphs``) and ``news`` (article
@@ -18,7 +18,9 @@ and (b) and (c) again with story linking (`+stories`, which a crawl runs by defa
 ``news`` set has its own plain baseline and the default crawl (`+stories`) on both stores.
 All use the project settings with the same concurrency and throttle (AutoThrottle off,
 robots.txt on). Prints one JSON line per variant (pages/s) and the ratios to plain;
-target >= 0.5. Each line also gives CPU ms per page: the crawl process
+target >= 0.5. ``--repeat N`` runs plain and every variant N times in turn (this machine's
+speed drifts over minutes: one run's ratio moved by up to 0.1) and ends with each
+variant's median, least and greatest ratio. Each line also gives CPU ms per page: the crawl process
 (``cpu_ms_per_page``), its extraction workers (``worker_cpu_ms_per_page``) and the replay
 server (``server_cpu_ms_per_page``; every page is rendered and cached before anything is
 timed) and, for a Redis crawl, the redis-server (``redis_cpu_ms_per_page``). On 2 cores
@@ -33,6 +35,7 @@ import dataclasses
 import json
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -239,6 +242,9 @@ def main() -> None:
     parser.add_argument(
         "--pages", default="40kb,news", help="page sets to run, comma-separated: 40kb, news"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of plain and full runs; >1 adds medians"
+    )
     args = parser.parse_args()
     if args.plain:
         print(json.dumps(run_plain(args.plain)))
@@ -289,63 +295,89 @@ def bench_pages(
                 warming.map(len, warming.map(urlopen_bytes, [base + a.path for a in articles]))
             )
         site = psutil.Process(server.pid)
-
-        server_cpu = _cpu(site)
-        plain = child(["-m", "tests.bench.bench_crawl", "--plain", str(work / "urls.txt")])
-        server_cpu = _cpu(site) - server_cpu
-        pages, seconds, plain_rate = rate(plain, "response_received_count")
-        pages -= plain.get("robotstxt/response_count", 0)
-        plain_rate = pages / seconds
-        text_chars = sorted(len(a.text) for a in articles)
-        line(
-            pages_set=pages_name,
-            variant="plain",
-            cpu_ms_per_page=round(1000 * plain["cpu_seconds"] / max(pages, 1), 1),
-            server_cpu_ms_per_page=round(1000 * server_cpu / max(pages, 1), 2),
-            pages=pages,
-            seconds=round(seconds, 2),
-            pages_per_s=round(plain_rate, 1),
-            page_kb_median=round(sorted(sizes)[len(sizes) // 2] / 1024, 1),
-            text_chars_median=text_chars[len(text_chars) // 2],
-        )
-
-        stores = {"sqlite": f"sqlite:///{work}/bench.db"}
-        if redis:
-            stores["redis"] = redis[0]
-        # "full": the backbone's pipeline (parse, clean, dedup, store); "+stories": with
-        # story linking (pipelines.syndication) as a crawl runs by default.
-        # "_selector": the SQLite variant for a source with a body selector. The news set
-        # runs the default crawl only: the linking share is what its short pages show.
-        variants = [
-            (f"full_{name}{suffix}", url, linking, sources)
-            for name, url in stores.items()
-            for suffix, linking in (("", False), ("+stories", True))
-            if linking or pages_name == "40kb"
-        ]
-        if pages_name == "40kb":
-            variants.insert(1, ("full_sqlite_selector", stores["sqlite"], False, selected))
-        for variant, base_url, linking, config_file in variants:
-            if linking and not args.stories:
-                continue
-            # a fresh store each: an earlier variant's items would be skipped
-            store_url = base_url.replace("bench.db", f"bench-{variant}.db")
-            if store_url.startswith("redis"):
-                store_url += f"?prefix=pw-{pages_name}-{variant}:"
-            store_server = redis[1] if redis and store_url.startswith("redis") else None
-            full_rate = run_full(
-                f"{pages_name}/{variant}",
-                store_url,
-                config_file,
-                (site, store_server),
-                args.workers,
-                linking,
-            )
+        page_kb = round(sorted(sizes)[len(sizes) // 2] / 1024, 1)
+        ratios: dict[str, list[float]] = {}
+        for round_ in range(args.repeat):
+            bench_round(pages_name, articles, work, redis, args, (site, page_kb), round_, ratios)
+    if args.repeat > 1:
+        for variant, measured in ratios.items():
             line(
                 pages_set=pages_name,
-                variant=f"{variant}/plain",
-                ratio=round(full_rate / plain_rate, 3),
+                variant=variant,
+                rounds=len(measured),
+                ratio_median=round(statistics.median(measured), 3),
+                ratio_min=min(measured),
+                ratio_max=max(measured),
                 target=0.5,
             )
+
+
+def bench_round(
+    pages_name: str,
+    articles: list[ReplayArticle],
+    work: Path,
+    redis: tuple[str, psutil.Process] | None,
+    args: argparse.Namespace,
+    served: tuple[psutil.Process, float],
+    round_: int,
+    ratios: dict[str, list[float]],
+) -> None:
+    """One plain run and the full crawls after it, each into a fresh store; adds each
+    variant's ratio to plain to `ratios`."""
+    site, page_kb = served
+    server_cpu = _cpu(site)
+    plain = child(["-m", "tests.bench.bench_crawl", "--plain", str(work / "urls.txt")])
+    server_cpu = _cpu(site) - server_cpu
+    pages, seconds, plain_rate = rate(plain, "response_received_count")
+    pages -= plain.get("robotstxt/response_count", 0)
+    plain_rate = pages / seconds
+    text_chars = sorted(len(a.text) for a in articles)
+    line(
+        pages_set=pages_name,
+        variant="plain",
+        cpu_ms_per_page=round(1000 * plain["cpu_seconds"] / max(pages, 1), 1),
+        server_cpu_ms_per_page=round(1000 * server_cpu / max(pages, 1), 2),
+        pages=pages,
+        seconds=round(seconds, 2),
+        pages_per_s=round(plain_rate, 1),
+        page_kb_median=page_kb,
+        text_chars_median=text_chars[len(text_chars) // 2],
+    )
+    stores = {"sqlite": f"sqlite:///{work}/bench.db"}
+    if redis:
+        stores["redis"] = redis[0]
+    # "full": the backbone's pipeline (parse, clean, dedup, store); "+stories": with
+    # story linking (pipelines.syndication) as a crawl runs by default.
+    # "_selector": the SQLite variant for a source with a body selector. The news set
+    # runs the default crawl only: the linking share is what its short pages show.
+    sources, selected = work / "sources.yaml", work / "sources-selector.yaml"
+    variants = [
+        (f"full_{name}{suffix}", url, linking, sources)
+        for name, url in stores.items()
+        for suffix, linking in (("", False), ("+stories", True))
+        if linking or pages_name == "40kb"
+    ]
+    if pages_name == "40kb":
+        variants.insert(1, ("full_sqlite_selector", stores["sqlite"], False, selected))
+    for variant, base_url, linking, config_file in variants:
+        if linking and not args.stories:
+            continue
+        # a fresh store each: an earlier variant's (or round's) items would be skipped
+        store_url = base_url.replace("bench.db", f"bench-{variant}-{round_}.db")
+        if store_url.startswith("redis"):
+            store_url += f"?prefix=pw-{pages_name}-{variant}-{round_}:"
+        store_server = redis[1] if redis and store_url.startswith("redis") else None
+        full_rate = run_full(
+            f"{pages_name}/{variant}",
+            store_url,
+            config_file,
+            (site, store_server),
+            args.workers,
+            linking,
+        )
+        ratio = round(full_rate / plain_rate, 3)
+        ratios.setdefault(f"{variant}/plain", []).append(ratio)
+        line(pages_set=pages_name, variant=f"{variant}/plain", ratio=ratio, target=0.5)
 
 
 def run_full(
