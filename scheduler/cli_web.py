@@ -113,9 +113,16 @@ def web(
     hosts = list(dict.fromkeys([*LOOPBACK_HOSTS, host.strip("[]"), *(allowed_hosts or [])]))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with opened_store(store) as st:
-        # Word searches need the store's word index to hold every item; a store written
-        # by an older Presswatch gains it here, once (a few minutes for 100,000 items).
-        indexed = st.index_words()
+        # Word searches need the store's word index to hold every item: SQLite's catches
+        # up with the items written since, and a Redis store written by an older
+        # Presswatch gains its index here, once (a few minutes for 100,000 items).
+        indexed = st.index_words(
+            starting=lambda count: console.print(
+                f"Indexing the words of {count} items for searches; the dashboard starts"
+                " when it is done",
+                highlight=False,
+            )
+        )
         if indexed:
             console.print(f"Indexed the words of {indexed} items for searches", highlight=False)
         listener = socket.socket(family, socket.SOCK_STREAM)

@@ -809,8 +809,11 @@ def test_index_words_brings_searches_up_to_every_item(store: Store) -> None:
     store.add_item(make_item("1", text="Минфин сообщил."))
     assert store.index_words() >= 0
     store.add_item(make_item("2", text="Минфин ответил."))
-    store.index_words()
-    assert store.index_words() == 0  # nothing left to do
+    told: list[int] = []
+    indexed = store.index_words(starting=told.append)
+    assert told == ([indexed] if indexed else [])  # told before, when there is work
+    assert store.index_words(starting=told.append) == 0  # nothing left to do
+    assert told == ([indexed] if indexed else [])
     assert len(store.items(ItemQuery(text="минфин"))) == 2
 
 
@@ -871,8 +874,10 @@ def test_redis_items_stored_before_the_word_index_are_found_then_indexed(
         store._words.index_older_items(failing_load)
     assert ids(store.items(query)) == everything  # still scanning
     assert store.item_sources() == ["primeminister"]  # found by their item indexes
-    assert store.index_words() == 3
-    assert store.index_words() == 0
+    told: list[int] = []  # what `presswatch web` prints before it indexes
+    assert store.index_words(starting=told.append) == 3
+    assert store.index_words(starting=told.append) == 0
+    assert told == [3]
     assert store._words.candidates(query, "pw:items:by_time", (-1e308, 1e308)) == everything
     assert ids(store.items(query)) == everything
     # Each item was posted once: six items under "минф" and "сооб"/"отве" as they hold them.

@@ -430,6 +430,23 @@ def test_command_refuses_a_short_token(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_command_says_it_indexes_words_before_it_listens(tmp_path: Path) -> None:
+    # SQLite's word index takes in the items written since its last search at the next one,
+    # which `presswatch web` runs before it listens: it says so, not a silent wait.
+    store_url = fill_web_store(f"sqlite:///{tmp_path}/pw.db").url
+    log = tmp_path / "web.log"
+    process = start_presswatch(
+        "web", "--port", "0", "--store", store_url, log=log, env={"PRESSWATCH_WEB_TOKEN": ""}
+    )
+    try:
+        served_url(log)
+    finally:
+        kill_group(process)
+    said = log.read_text()
+    assert re.search(r"Indexing the words of \d+ items for searches", said)
+    assert said.index("Indexing the words") < said.index("Presswatch web on")
+
+
 def test_command_refuses_a_missing_store(tmp_path: Path) -> None:
     result = presswatch("web", "--port", "0", "--store", f"sqlite:///{tmp_path}/none.db")
     assert result.returncode == 2

@@ -91,10 +91,11 @@ class Store(Protocol):
 
     def count_items(self, source: str | None = None) -> int: ...
 
-    def index_words(self) -> int:
+    def index_words(self, starting: Callable[[int], object] | None = None) -> int:
         """Bring the word index that narrows word searches up to every stored item now, so
         a search need not (a long-running reader calls it at start); returns how many items
-        it indexed. Safe to run at any time, from several processes, and to interrupt."""
+        it indexed. Safe to run at any time, from several processes, and to interrupt.
+        `starting` is told how many items it is about to index, when there are any."""
 
     def count_items_in(
         self, windows: Sequence[tuple[str, str]], source: str | None = None

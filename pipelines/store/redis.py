@@ -312,11 +312,11 @@ class RedisStore:
         return matched[query.offset : wanted]
 
     @translating_errors
-    def index_words(self) -> int:
+    def index_words(self, starting: Callable[[int], object] | None = None) -> int:
         """Index the words of the items stored before the word index existed (a store
         written by an older Presswatch), so word searches need not scan; resumable, and
         nothing to do once done. Returns how many items it indexed."""
-        return self._words.index_older_items(self._load)
+        return self._words.index_older_items(self._load, starting)
 
     def _load(self, item_ids: list[str]) -> list[dict[str, Any]]:
         if not item_ids:

@@ -226,11 +226,16 @@ class WordIndex:
         # Newest first, equal times by the larger id: the order of the sorted sets' ZRANGE.
         return sorted(timed, key=lambda item_id: (timed[item_id], item_id), reverse=True)
 
-    def index_older_items(self, load: Callable[[list[str]], list[dict[str, Any]]]) -> int:
+    def index_older_items(
+        self,
+        load: Callable[[list[str]], list[dict[str, Any]]],
+        starting: Callable[[int], object] | None = None,
+    ) -> int:
         """Index every stored item that has no ordinal yet (stored before the index
         existed), with its source among the sources with items, then mark the index
         complete; returns how many were indexed.
 
+        `starting` is told how many items it is about to index, when there are any.
         Resumable: a run cut short leaves the mark unset, and the next one indexes only
         what is still missing. One process at a time (a lock with a TTL); items stored
         meanwhile are indexed by their own writes, so they are never indexed twice: every
@@ -249,6 +254,8 @@ class WordIndex:
                 pipe.hvals(self._keys.ordinal_items(bucket))
             indexed = {item_id for values in pipe.execute() for item_id in values}
             missing = [item_id for item_id in stored if item_id not in indexed]
+            if missing and starting is not None:
+                starting(len(missing))
             for start in range(0, len(missing), OLDER_BATCH):
                 pipe = self._redis.pipeline(transaction=False)
                 for item in load(missing[start : start + OLDER_BATCH]):

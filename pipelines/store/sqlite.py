@@ -476,10 +476,12 @@ class SQLiteStore:
         return counts
 
     @_translating_errors
-    def index_words(self) -> int:
+    def index_words(self, starting: Callable[[int], object] | None = None) -> int:
         behind = self._db.execute(
             "SELECT count(*) FROM items WHERE rowid > ?", (self._indexed_up_to(),)
         ).fetchone()[0]
+        if behind and starting is not None:
+            starting(behind)
         self._index_text()
         return behind
 
